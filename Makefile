@@ -1,0 +1,36 @@
+# One-line aliases; CI calls the same targets. Every target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo run test lint bench-load bench-api reliability clean
+
+$(STAMP): solution/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e 'solution[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## embedded PostgreSQL + bundled demo data, served on http://127.0.0.1:5000
+	$(BIN)/movies demo
+
+run: $(STAMP)  ## serve whatever data is loaded
+	$(BIN)/movies serve
+
+test: $(STAMP)  ## the whole suite on real PostgreSQL (embedded unless DATABASE_URL is set)
+	$(BIN)/ruff check solution
+	$(BIN)/ruff format --check solution
+	cd solution && ../$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check solution && $(BIN)/ruff format --check solution
+
+bench-load: $(STAMP)  ## scale 1.0 synthetic load: wall seconds and peak RSS
+	$(BIN)/python solution/bench/bench_load.py
+
+bench-api: $(STAMP)  ## requests/s and p99 per query shape against the framework's ceiling
+	$(BIN)/python solution/bench/bench_api.py
+
+clean:
+	rm -rf $(VENV) .data

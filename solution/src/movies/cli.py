@@ -1,0 +1,141 @@
+"""The `movies` command: a thin layer over the library.
+
+Every command reads Settings once, resolves the database (embedded unless DATABASE_URL is set),
+and turns library errors into one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from movies.config import ConfigError, Settings
+
+DEMO_DATA = Path(__file__).parent / "demo_data"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _database_url(settings: Settings) -> str:
+    from movies.db import database_url
+    from movies.embedded import EmbeddedDatabaseError
+
+    try:
+        return database_url(settings)
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """IMDb movies: load the public dataset into PostgreSQL and serve it as a REST API.
+
+    Without DATABASE_URL every command uses the embedded PostgreSQL in .data/pgdata.
+    """
+
+
+@main.command()
+@click.option(
+    "--source",
+    metavar="URL_OR_DIR",
+    help="Base URL or folder holding title.basics.tsv.gz and title.ratings.tsv.gz "
+    "[default: MOVIES_SOURCE or https://datasets.imdbws.com/].",
+)
+@click.option("--force", is_flag=True, help="Swap in the new data even if it shrank drastically.")
+def load(source: str | None, force: bool) -> None:
+    """Load (or refresh) IMDb's movies in one transaction; the API keeps serving meanwhile.
+
+    Example: movies load --source ./imdb-files
+    """
+    from movies.loader import LoadError, run_load
+
+    settings = _settings()
+    url = _database_url(settings)
+    try:
+        report = run_load(
+            url,
+            source or settings.source,
+            downloads=settings.downloads,
+            force=force,
+            progress=sys.stderr.isatty(),
+        )
+    except LoadError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.render())
+
+
+@main.command("init-db")
+def init_db() -> None:
+    """Create the schema (idempotent); the API and the loader also do it on start.
+
+    Example: DATABASE_URL=postgresql://localhost/movies movies init-db
+    """
+    from movies.db import create_engine
+    from movies.schema import apply_schema
+
+    settings = _settings()
+    engine = create_engine(_database_url(settings))
+    apply_schema(engine)
+    engine.dispose()
+    click.echo("schema is up to date")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="1.0 is full size: about 11.5 M title rows and 700 k movies.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same files.")
+def generate(out_dir: Path, scale: float, seed: int) -> None:
+    """Write synthetic IMDb-format files (with IMDb's quirks) for tests and benchmarks.
+
+    Example: movies generate .data/synthetic --scale 0.1
+    """
+    from movies.synthetic import generate as write_files
+
+    write_files(out_dir, scale=scale, seed=seed)
+    click.echo(f"wrote {out_dir}/title.basics.tsv.gz and title.ratings.tsv.gz")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="gunicorn workers [default: GUNICORN_WORKERS or 2 x cores].")
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Serve the API with gunicorn (replaces this process).
+
+    Example: movies serve --port 8000
+    """
+    settings = _settings()
+    env = dict(os.environ, DATABASE_URL=_database_url(settings))
+    argv = [
+        shutil.which("gunicorn") or "gunicorn",
+        "--bind", f"{host}:{port}",
+        "--config", "python:movies.gunicorn_conf",
+    ]
+    if workers:
+        argv += ["--workers", str(workers)]
+    argv.append("movies.app:create_app()")
+    os.execvpe(argv[0], argv, env)
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def demo(ctx: click.Context, port: int) -> None:
+    """Load the bundled demo data into the embedded database, then serve it.
+
+    Example: movies demo
+    """
+    ctx.invoke(load, source=str(DEMO_DATA), force=True)
+    click.echo(f"serving on http://127.0.0.1:{port}  (Swagger UI: http://127.0.0.1:{port}/docs)")
+    ctx.invoke(serve, host="127.0.0.1", port=port, workers=None)

@@ -1,0 +1,77 @@
+"""Settings: the only module that reads the environment.
+
+Everything else receives a `Settings` instance, built once at the edge (app factory, CLI).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SOURCE = "https://datasets.imdbws.com/"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip() or default
+    if value.lower() not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. `database_url` None means: start the embedded PostgreSQL."""
+
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(".data").resolve())
+    source: str = DEFAULT_SOURCE
+    api_tokens: tuple[str, ...] = ()
+    statement_timeout_ms: int = 5000
+    log_level: str = "info"
+    log_format: str = "text"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from the environment; raise ConfigError naming the bad variable."""
+        env = os.environ if environ is None else environ
+        tokens = tuple(t.strip() for t in env.get("MOVIES_API_TOKENS", "").split(",") if t.strip())
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or None,
+            data_dir=Path(env.get("MOVIES_DATA_DIR", "").strip() or ".data").resolve(),
+            source=env.get("MOVIES_SOURCE", "").strip() or DEFAULT_SOURCE,
+            api_tokens=tokens,
+            statement_timeout_ms=_int(env, "MOVIES_STATEMENT_TIMEOUT_MS", 5000, minimum=1),
+            log_level=_choice(
+                env, "MOVIES_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
+            ),
+            log_format=_choice(env, "MOVIES_LOG_FORMAT", "text", ("text", "json")),
+        )
+
+    @property
+    def pgdata(self) -> Path:
+        """Where the embedded PostgreSQL keeps its files."""
+        return self.data_dir / "pgdata"
+
+    @property
+    def downloads(self) -> Path:
+        """Where downloaded IMDb files are cached between runs."""
+        return self.data_dir / "downloads"

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real PostgreSQL for the whole session (embedded unless DATABASE_URL is set).
+
+Each fixture hands out a database, never a shared mutable one: `make_database()` creates a fresh
+database with the schema applied, so loader tests can reload freely while API tests read a seeded
+one. If PostgreSQL cannot be started the suite fails loudly; it never skips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from movies.db import create_engine
+from movies.embedded import start_embedded
+from movies.schema import apply_schema
+
+REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imdb-real"
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of the session's PostgreSQL server (its maintenance database)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return start_embedded(tmp_path_factory.mktemp("pg") / "pgdata", stop_on_exit=True)
+
+
+@pytest.fixture(scope="session")
+def make_database(server_url: str) -> Iterator[Callable[[], str]]:
+    """Factory: create a new, empty database with the schema applied; return its URL."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    counter = itertools.count(1)
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"movies_test_{os.getpid()}_{next(counter)}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING "UTF8"')
+        created.append(name)
+        url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        engine = create_engine(url)
+        apply_schema(engine)
+        engine.dispose()
+        return url
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(make_database: Callable[[], str]) -> str:
+    """A fresh database with the schema and no data, for tests that write or load."""
+    return make_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on the fresh database of `database_url`."""
+    eng = create_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The shared folder of real IMDb rows; tests that need it skip when it is absent."""
+    if not (REAL_DATA / "title.basics.tsv.gz").exists():
+        pytest.skip(f"real IMDb sample not present at {REAL_DATA}")
+    return REAL_DATA
