@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SOURCE = "https://datasets.imdbws.com/"
+DEFAULT_SECRET_KEY = "movies-development-key-set-MOVIES_SECRET_KEY"
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,17 @@ class Settings:
     statement_timeout_ms: int = 5000
     log_level: str = "info"
     log_format: str = "text"
+    # Signs pagination cursors (integrity, not secrecy). The default is public: set
+    # MOVIES_SECRET_KEY in production so clients cannot forge cursors. Every worker must share it.
+    secret_key: str = DEFAULT_SECRET_KEY
+    db_connect_timeout_s: int = 3
+    # gunicorn: sync workers, each holding one pooled connection. A request spends about half its
+    # time waiting on PostgreSQL (same host), so two workers per core keep the cores busy.
+    gunicorn_workers: int = field(default_factory=lambda: 2 * (os.cpu_count() or 1))
+    gunicorn_threads: int = 1
+    gunicorn_timeout_s: int = 30
+    gunicorn_graceful_timeout_s: int = 30
+    gunicorn_limit_request_line: int = 8190
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +76,13 @@ class Settings:
                 env, "MOVIES_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
             ),
             log_format=_choice(env, "MOVIES_LOG_FORMAT", "text", ("text", "json")),
+            secret_key=env.get("MOVIES_SECRET_KEY", "").strip() or DEFAULT_SECRET_KEY,
+            db_connect_timeout_s=_int(env, "MOVIES_DB_CONNECT_TIMEOUT_S", 3, minimum=1),
+            gunicorn_workers=_int(env, "GUNICORN_WORKERS", 2 * (os.cpu_count() or 1), minimum=1),
+            gunicorn_threads=_int(env, "GUNICORN_THREADS", 1, minimum=1),
+            gunicorn_timeout_s=_int(env, "GUNICORN_TIMEOUT", 30, minimum=1),
+            gunicorn_graceful_timeout_s=_int(env, "GUNICORN_GRACEFUL_TIMEOUT", 30, minimum=1),
+            gunicorn_limit_request_line=_int(env, "GUNICORN_LIMIT_REQUEST_LINE", 8190, minimum=0),
         )
 
     @property
