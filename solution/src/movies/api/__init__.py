@@ -1,0 +1,1 @@
+"""The HTTP layer: parse and validate requests, call the repository, serialise rows."""

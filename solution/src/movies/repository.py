@@ -1,0 +1,148 @@
+"""Data access: functions taking a SQLAlchemy connection. They never commit (the caller owns the
+transaction) and know nothing of HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from movies import query as q
+from movies.tables import (
+    dataset_load,
+    genre,
+    movie,
+    movie_genre,
+    movie_genre_user,
+    movie_imdb,
+    movie_user,
+)
+
+
+def list_movies(
+    conn: sa.Connection, query: q.MovieQuery, after: q.Keyset | None = None
+) -> tuple[list[sa.Row], q.Keyset | None]:
+    """One page of movies after `after`, and the keyset of the next page (None on the last page)."""
+    rows = conn.execute(q.list_statement(query, after)).all()
+    if len(rows) <= query.limit:
+        return rows, None
+    del rows[query.limit :]
+    return rows, q.keyset_of_row(query.sort, rows[-1])
+
+
+def count_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
+    """The exact number of movies matching the filters."""
+    return conn.execute(q.count_statement(query)).scalar_one()
+
+
+def estimate_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
+    """The planner's estimate of the number of movies matching the filters (EXPLAIN, no scan)."""
+    compiled = q.estimate_statement(query).compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql(
+        f"EXPLAIN (FORMAT JSON) {compiled.string}", compiled.params
+    ).scalar_one()
+    if isinstance(plan, str):  # drivers that do not decode json
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def get_movie(conn: sa.Connection, movie_id: str) -> sa.Row | None:
+    """The movie with this id, or None."""
+    statement = sa.select(*q.MOVIE_COLUMNS).where(movie.c.id == movie_id).limit(1)
+    return conn.execute(statement).first()
+
+
+def imdb_id_taken(conn: sa.Connection, imdb_id: str) -> bool:
+    """Whether an IMDb movie has this tconst, or a user movie already refers to it."""
+    statement = sa.select(
+        sa.exists().where(movie_imdb.c.id == imdb_id)
+        | sa.exists().where(movie_user.c.imdb_id == imdb_id)
+    )
+    return bool(conn.execute(statement).scalar_one())
+
+
+def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
+    """Insert a user movie and its genre links; return it as MOVIE_COLUMNS. Does not commit.
+
+    `fields` holds movie_user columns; `genres` must be canonical genre names.
+    """
+    returning = [movie_user.c[column.name] for column in q.MOVIE_COLUMNS]
+    row = conn.execute(sa.insert(movie_user).values(**fields).returning(*returning)).one()
+    if fields.get("genres"):
+        links = sa.select(sa.literal(row.id, movie_user.c.id.type), genre.c.id).where(
+            genre.c.name.in_(fields["genres"])
+        )
+        conn.execute(sa.insert(movie_genre_user).from_select(["movie_id", "genre_id"], links))
+    return row
+
+
+def genre_names(conn: sa.Connection) -> list[str]:
+    """Every genre name of the vocabulary, sorted."""
+    return list(conn.execute(sa.select(genre.c.name).order_by(genre.c.name)).scalars())
+
+
+def genre_counts(conn: sa.Connection) -> list[tuple[str, int]]:
+    """Every genre with its number of movies, by name."""
+    counts = (
+        sa.select(movie_genre.c.genre_id, sa.func.count().label("movies"))
+        .group_by(movie_genre.c.genre_id)
+        .subquery()
+    )
+    statement = (
+        sa.select(genre.c.name, sa.func.coalesce(counts.c.movies, 0))
+        .select_from(genre.outerjoin(counts, counts.c.genre_id == genre.c.id))
+        .order_by(genre.c.name)
+    )
+    return [(name, int(count)) for name, count in conn.execute(statement)]
+
+
+def latest_load(conn: sa.Connection) -> sa.Row | None:
+    """The most recent dataset_load row, or None when nothing was ever loaded."""
+    statement = sa.select(dataset_load).order_by(dataset_load.c.id.desc()).limit(1)
+    return conn.execute(statement).first()
+
+
+def has_dataset(conn: sa.Connection) -> bool:
+    """Whether at least one load has completed."""
+    return bool(conn.execute(sa.select(sa.exists().select_from(dataset_load))).scalar_one())
+
+
+class GenreVocabulary:
+    """The genre names, cached per process; reloaded (at most every `refresh_s` seconds) when a
+    name is not found, so a genre added by a later load is picked up without a restart."""
+
+    def __init__(self, refresh_s: float = 10.0) -> None:
+        self._by_lower: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+
+    def names(self, conn: sa.Connection) -> list[str]:
+        """The canonical names, sorted."""
+        if not self._by_lower:
+            self._load(conn)
+        return sorted(self._by_lower.values())
+
+    def resolve(
+        self, conn: sa.Connection, names: Iterable[str]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Map names case-insensitively: (canonical names, unknown names, the vocabulary)."""
+        wanted = list(names)
+        if not self._by_lower:
+            self._load(conn)
+        if any(name.lower() not in self._by_lower for name in wanted):
+            if time.monotonic() - self._loaded_at >= self._refresh_s:
+                self._load(conn)
+        known = [self._by_lower[n.lower()] for n in wanted if n.lower() in self._by_lower]
+        unknown = [n for n in wanted if n.lower() not in self._by_lower]
+        return known, unknown, sorted(self._by_lower.values())
+
+    def _load(self, conn: sa.Connection) -> None:
+        names: Sequence[str] = genre_names(conn)
+        with self._lock:
+            self._by_lower = {name.lower(): name for name in names}
+            self._loaded_at = time.monotonic()

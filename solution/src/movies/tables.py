@@ -1,0 +1,71 @@
+"""SQLAlchemy Core tables mirroring sql-scripts/01-schema.sql.
+
+Metadata only: the SQL scripts create the schema (`movies.schema.apply_schema`); these objects
+exist so queries are built from columns, never from strings. Never call `create_all`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+C_TEXT = sa.Text(collation="C")
+
+
+def _movie_columns() -> list[sa.Column]:
+    return [
+        sa.Column("id", C_TEXT, primary_key=True),
+        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("title", C_TEXT, nullable=False),
+        sa.Column("original_title", C_TEXT),
+        sa.Column("year", sa.SmallInteger),
+        sa.Column("runtime_minutes", sa.Integer),
+        sa.Column("rating", sa.Numeric(3, 1)),
+        sa.Column("votes", sa.Integer),
+        sa.Column("is_adult", sa.Boolean, nullable=False),
+        sa.Column("genres", postgresql.ARRAY(C_TEXT), nullable=False),
+        sa.Column("imdb_id", C_TEXT),
+        sa.Column("created_at", sa.DateTime(timezone=True)),
+    ]
+
+
+def _movie_genre_columns() -> list[sa.Column]:
+    return [
+        sa.Column("movie_id", C_TEXT, primary_key=True),
+        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("genre_id", sa.SmallInteger, primary_key=True),
+    ]
+
+
+genre = sa.Table(
+    "genre",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True),
+    sa.Column("name", C_TEXT, nullable=False, unique=True),
+)
+
+# The partitioned parent: every read goes through it, so IMDb and user movies list together.
+movie = sa.Table("movie", metadata, *_movie_columns())
+movie_imdb = sa.Table("movie_imdb", metadata, *_movie_columns())
+movie_user = sa.Table("movie_user", metadata, *_movie_columns())
+
+movie_genre = sa.Table("movie_genre", metadata, *_movie_genre_columns())
+movie_genre_user = sa.Table("movie_genre_user", metadata, *_movie_genre_columns())
+
+dataset_load = sa.Table(
+    "dataset_load",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("basics_last_modified", sa.DateTime(timezone=True)),
+    sa.Column("ratings_last_modified", sa.DateTime(timezone=True)),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("movies", sa.BigInteger, nullable=False),
+    sa.Column("rated_movies", sa.BigInteger, nullable=False),
+    sa.Column("genre_links", sa.BigInteger, nullable=False),
+    sa.Column("skipped_rows", sa.BigInteger, nullable=False),
+    sa.Column("seconds", sa.Numeric(10, 3), nullable=False),
+)
