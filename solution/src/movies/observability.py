@@ -1,0 +1,134 @@
+"""Logging: one configuration for every process, and one access line per request with its id.
+
+`configure_logging(settings)` sets the root logger's level and format (text, or JSON lines for log
+collectors). `init_app(app)` gives every request an id (the caller's `X-Request-ID` when it is
+sane, else a fresh one), returns it as `X-Request-ID`, stamps it on every log record emitted while
+the request runs, and logs one line per request: method, path, status, duration, request id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask, Response, g, has_request_context, request
+
+from movies.config import Settings
+
+REQUEST_ID_HEADER = "X-Request-ID"
+ACCESS_LOGGER = "movies.access"
+
+# A caller's id is echoed into logs and headers: printable, no spaces, bounded, or it is replaced.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+/=-]{1,128}")
+# Control characters (a decoded %0A in a path) would forge log lines in the text format.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+# Fields of the access line, copied into JSON records as top-level keys.
+_ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
+_HANDLER_MARK = "_movies_handler"
+
+log = logging.getLogger(ACCESS_LOGGER)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps `record.request_id` (the current request's id, or "-" outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, access fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        for name in _ACCESS_FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send every logger's records to stderr at `settings.log_level` in `settings.log_format`.
+
+    Idempotent: calling it again replaces the handler it installed, never adds a second one.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLinesFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
+    handler.addFilter(RequestIdFilter())
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's request id if it is sane (1-128 URL-safe characters), else a new uuid4 hex."""
+    if header and _SANE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled, or None outside a request."""
+    return g.get("request_id") if has_request_context() else None
+
+
+def init_app(app: Flask) -> None:
+    """Attach request ids and the per-request access log line to `app`."""
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+
+
+def _start_request() -> None:
+    g.request_started = time.perf_counter()
+    g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+
+
+def _finish_request(response: Response) -> Response:
+    request_id = g.get("request_id") or request_id_from(None)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    if log.isEnabledFor(logging.INFO):
+        started = g.get("request_started")
+        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else 0.0
+        path = _CONTROL_CHARACTERS.sub(_escape, request.full_path.rstrip("?"))
+        log.info(
+            "%s %s %s %.2fms",
+            request.method,
+            path,
+            response.status_code,
+            duration_ms,
+            extra={
+                "method": request.method,
+                "path": path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "request_id": request_id,
+            },
+        )
+    return response
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
