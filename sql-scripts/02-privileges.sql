@@ -39,7 +39,7 @@ BEGIN
     FOREACH relation IN ARRAY owned_by_loader LOOP
         IF (SELECT relowner FROM pg_class WHERE oid = relation::regclass)
                 <> 'movies_loader'::regrole THEN
-            EXECUTE format('ALTER TABLE %I OWNER TO movies_loader', relation);
+            EXECUTE 'ALTER TABLE ' || quote_ident(relation) || ' OWNER TO movies_loader';
         END IF;
     END LOOP;
     IF (SELECT relowner FROM pg_class WHERE oid = 'movie_user_number'::regclass)
