@@ -14,10 +14,12 @@ metadata = sa.MetaData()
 C_TEXT = sa.Text(collation="C")
 
 
-def _movie_columns() -> list[sa.Column]:
+def _movie_columns(*, generated: bool = False) -> list[sa.Column]:
+    # movie_user generates id, source and created_at itself (column defaults in the DDL).
+    default = {"server_default": sa.FetchedValue()} if generated else {}
     return [
-        sa.Column("id", C_TEXT, primary_key=True),
-        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("id", C_TEXT, primary_key=True, **default),
+        sa.Column("source", sa.Text, primary_key=True, **default),
         sa.Column("title", C_TEXT, nullable=False),
         sa.Column("original_title", C_TEXT),
         sa.Column("year", sa.SmallInteger),
@@ -27,14 +29,15 @@ def _movie_columns() -> list[sa.Column]:
         sa.Column("is_adult", sa.Boolean, nullable=False),
         sa.Column("genres", postgresql.ARRAY(C_TEXT), nullable=False),
         sa.Column("imdb_id", C_TEXT),
-        sa.Column("created_at", sa.DateTime(timezone=True)),
+        sa.Column("created_at", sa.DateTime(timezone=True), **default),
     ]
 
 
-def _movie_genre_columns() -> list[sa.Column]:
+def _movie_genre_columns(*, generated: bool = False) -> list[sa.Column]:
+    default = {"server_default": sa.FetchedValue()} if generated else {}
     return [
         sa.Column("movie_id", C_TEXT, primary_key=True),
-        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("source", sa.Text, primary_key=True, **default),
         sa.Column("genre_id", sa.SmallInteger, primary_key=True),
     ]
 
@@ -49,10 +52,10 @@ genre = sa.Table(
 # The partitioned parent: every read goes through it, so IMDb and user movies list together.
 movie = sa.Table("movie", metadata, *_movie_columns())
 movie_imdb = sa.Table("movie_imdb", metadata, *_movie_columns())
-movie_user = sa.Table("movie_user", metadata, *_movie_columns())
+movie_user = sa.Table("movie_user", metadata, *_movie_columns(generated=True))
 
 movie_genre = sa.Table("movie_genre", metadata, *_movie_genre_columns())
-movie_genre_user = sa.Table("movie_genre_user", metadata, *_movie_genre_columns())
+movie_genre_user = sa.Table("movie_genre_user", metadata, *_movie_genre_columns(generated=True))
 
 dataset_load = sa.Table(
     "dataset_load",

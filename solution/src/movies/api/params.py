@@ -25,7 +25,7 @@ ResolveGenres = Callable[[Iterable[str]], tuple[list[str], list[str], list[str]]
 COUNT_MODES = ("exact", "estimate")
 LIST_PARAMS = frozenset({"genre", "sort", "limit", "cursor", "count", "include_adult", *q.FILTERS})
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
-_DECIMAL = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,6})?")
+_DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,4})?")
 _BOOLEANS = {"true": True, "false": False}
 MOVIE_ID = re.compile(r"(tt|um)[0-9]{7,12}")
 IMDB_ID = re.compile(r"tt[0-9]{7,9}")
@@ -68,7 +68,7 @@ def _single_values(args: MultiDict[str, str], errors: list[dict[str, str]]) -> d
 def _parse_number(name: str, raw: str, spec: q.RangeFilter) -> int | Decimal:
     pattern = _INTEGER if spec.kind is int else _DECIMAL
     noun = "an integer" if spec.kind is int else "a number"
-    if not pattern.fullmatch(raw):
+    if len(raw) > 32 or not pattern.fullmatch(raw):
         raise ValueError(f"must be {noun} between {spec.minimum} and {spec.maximum}, got {raw!r}")
     value = spec.kind(raw)
     if not spec.minimum <= value <= spec.maximum:

@@ -1,0 +1,59 @@
+"""Rows to JSON-ready dicts. Rows arrive as tuples in `query.MOVIE_COLUMNS` order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+IMDB_TITLE_URL = "https://www.imdb.com/title/{}/"
+
+
+def movie_json(row: Sequence[Any]) -> dict[str, Any]:
+    """One movie as the API shows it."""
+    (
+        movie_id,
+        source,
+        title,
+        original_title,
+        year,
+        genres,
+        rating,
+        votes,
+        runtime_minutes,
+        is_adult,
+        imdb_id,
+    ) = row
+    tconst = movie_id if source == "imdb" else imdb_id
+    return {
+        "id": movie_id,
+        "title": title,
+        "original_title": original_title,
+        "year": year,
+        "genres": genres,
+        "rating": None if rating is None else float(rating),
+        "votes": votes,
+        "runtime_minutes": runtime_minutes,
+        "is_adult": is_adult,
+        "imdb_url": IMDB_TITLE_URL.format(tconst) if tconst else None,
+        "source": source,
+    }
+
+
+def dataset_json(row: Any) -> dict[str, Any]:
+    """The latest dataset_load row."""
+
+    def instant(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "loaded_at": instant(row.loaded_at),
+        "source": row.source,
+        "basics_last_modified": instant(row.basics_last_modified),
+        "ratings_last_modified": instant(row.ratings_last_modified),
+        "rows_read": row.rows_read,
+        "movies": row.movies,
+        "rated_movies": row.rated_movies,
+        "genre_links": row.genre_links,
+        "skipped_rows": row.skipped_rows,
+        "seconds": float(row.seconds),
+    }

@@ -1,0 +1,143 @@
+"""The routes: parse → one repository call → serialise. No SQL here."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy.exc
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from movies import repository
+from movies.api.auth import require_token
+from movies.api.connection import get_connection
+from movies.api.params import MOVIE_ID, parse_json_object, parse_list_args, parse_new_movie
+from movies.api.serializers import dataset_json, movie_json
+from movies.config import Settings
+from movies.cursor import encode_cursor
+from movies.errors import ConflictError, NotFoundError, ProblemError, UnavailableError
+from movies.query import keyset_to_json
+
+bp = Blueprint("movies", __name__)
+
+GENRE_COUNTS_TTL_S = 30.0
+
+
+def _settings() -> Settings:
+    return current_app.config["MOVIES_SETTINGS"]
+
+
+def _vocabulary() -> repository.GenreVocabulary:
+    return current_app.extensions["movies.genres"]
+
+
+def _page_url(cursor: str | None) -> str:
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
+    if cursor:
+        pairs.append(("cursor", cursor))
+    return request.path + (f"?{urlencode(pairs)}" if pairs else "")
+
+
+@bp.get("/movies")
+def list_movies() -> Response:
+    """List movies: filters, sort, keyset pagination. :raise 400: on any bad parameter."""
+    conn = get_connection()
+    settings = _settings()
+    parsed = parse_list_args(
+        request.args, partial(_vocabulary().resolve, conn), settings.secret_key
+    )
+    rows, next_keyset = repository.list_movies(conn, parsed.query, parsed.after)
+    next_cursor = None
+    if next_keyset is not None:
+        next_cursor = encode_cursor(
+            keyset_to_json(next_keyset),
+            next_keyset.id,
+            parsed.query.fingerprint(),
+            settings.secret_key,
+        )
+    next_url = _page_url(next_cursor) if next_cursor else None
+    body: dict[str, Any] = {
+        "items": [movie_json(row) for row in rows],
+        "next_cursor": next_cursor,
+        "links": {"self": _page_url(request.args.get("cursor")), "next": next_url},
+    }
+    if parsed.count == "exact":
+        body["total"] = repository.count_movies(conn, parsed.query)
+    elif parsed.count == "estimate":
+        body["total"] = repository.estimate_movies(conn, parsed.query)
+    response = jsonify(body)
+    if next_url:
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return response
+
+
+@bp.get("/movies/<movie_id>")
+def get_movie(movie_id: str) -> Response:
+    """One movie. :raise 404: if no movie has this id (whatever its shape)."""
+    row = repository.get_movie(get_connection(), movie_id) if MOVIE_ID.fullmatch(movie_id) else None
+    if row is None:
+        raise NotFoundError(f"no movie with id {movie_id[:40]!r}")
+    return jsonify(movie_json(row))
+
+
+@bp.post("/movies")
+def create_movie() -> tuple[Response, int, dict[str, str]]:
+    """Create a user movie.
+
+    :raise 401/403: without a valid token or when writes are disabled.
+    :raise 415/413/400: for a non-JSON, oversize or invalid body. :raise 409: duplicate imdb_id.
+    """
+    require_token(request.headers.get("Authorization"), _settings().api_tokens)
+    if not request.is_json:
+        raise ProblemError("send the movie as JSON (Content-Type: application/json)", status=415)
+    data = parse_json_object(request.get_data(cache=False))
+    conn = get_connection(write=True)
+    fields = parse_new_movie(data, partial(_vocabulary().resolve, conn))
+    if "imdb_id" in fields and repository.imdb_id_taken(conn, fields["imdb_id"]):
+        raise ConflictError(f"a movie with imdb_id {fields['imdb_id']} already exists")
+    row = repository.insert_movie(conn, fields)
+    conn.commit()
+    return jsonify(movie_json(row)), 201, {"Location": f"/movies/{row.id}"}
+
+
+@bp.get("/genres")
+def list_genres() -> Response:
+    """Every genre with its number of movies (refreshed at most every 30 seconds)."""
+    expires, cached = current_app.extensions.get("movies.genre_counts", (0.0, None))
+    if cached is None or time.monotonic() >= expires:
+        counts = repository.genre_counts(get_connection())
+        cached = [{"name": name, "movies": movies} for name, movies in counts]
+        current_app.extensions["movies.genre_counts"] = (
+            time.monotonic() + GENRE_COUNTS_TTL_S,
+            cached,
+        )
+    return jsonify({"items": cached})
+
+
+@bp.get("/dataset")
+def get_dataset() -> Response:
+    """The latest completed load. :raise 404: if nothing was ever loaded."""
+    row = repository.latest_load(get_connection())
+    if row is None:
+        raise NotFoundError("no dataset has been loaded yet; run `movies load`")
+    return jsonify(dataset_json(row))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up (no database check)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready to serve. :raise 503: if the database is unreachable or holds no dataset yet."""
+    try:
+        loaded = repository.has_dataset(get_connection())
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise UnavailableError(f"database unreachable: {type(exc.orig).__name__}") from None
+    if not loaded:
+        raise UnavailableError("no dataset has been loaded yet")
+    return jsonify({"status": "ready"})

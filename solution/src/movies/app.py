@@ -1,0 +1,57 @@
+"""The Flask application factory: `gunicorn 'movies.app:create_app()'`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Flask
+
+from movies.api import views
+from movies.api.connection import close_connection, db, engine_options, engine_url
+from movies.api.docs import register_docs
+from movies.config import Settings
+from movies.db import database_url
+from movies.errors import register_error_handlers
+from movies.repository import GenreVocabulary
+from movies.schema import apply_schema
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+# Extensions that bind to the app: each is `init_app(app, settings)`, called in this order at the
+# end of create_app (request logging, metrics, rate limits...). Add new ones here.
+EXTENSIONS: list[Callable[[Flask, Settings], None]] = []
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the API: bind the database, apply the schema (idempotent), register the routes.
+
+    Without `settings`, they are read from the environment.
+    :raise ConfigError: if an environment variable is invalid.
+    """
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+    app.config.update(
+        MOVIES_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SQLALCHEMY_DATABASE_URI=engine_url(database_url(settings)),
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
+    )
+    db.init_app(app)
+    with app.app_context():
+        # An empty database works: the schema scripts are idempotent and serialised by a lock.
+        apply_schema(db.engine)
+    app.extensions["movies.genres"] = GenreVocabulary()
+    app.teardown_appcontext(close_connection)
+
+    register_error_handlers(app)
+    app.register_blueprint(views.bp)
+    register_docs(app)
+
+    for init_extension in EXTENSIONS:
+        init_extension(app, settings)
+    return app
