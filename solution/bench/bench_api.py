@@ -1,0 +1,432 @@
+"""API throughput and latency per query shape, against the framework's ceiling on this machine.
+
+Loads the synthetic data set (scale 1.0 by default, generated once and cached in .data/) into a
+dedicated embedded PostgreSQL (.data/bench-api/scale-<scale>/), serves the API with `movies serve`
+(gunicorn, `--config python:movies.gunicorn_conf`) on a free port of 127.0.0.1, and serves beside it
+a minimal Flask app (ceiling_app.py) that returns a fixed body of the same bytes as the default list
+response, under the same gunicorn config. wrk then measures each URL for `--duration` seconds,
+`--runs` times, in rounds (ceiling, every query; ...; ceiling again) so that both sides of the ratio
+see the same machine load. The table reports median requests/s and median p99 per URL.
+
+A query meets its target when it reaches 50 % of the ceiling's requests/s with p99 <= 20 ms.
+Any non-2xx response or socket error fails the run: figures from failing requests mean nothing.
+
+The database server is stopped at the end if this run started it (`--keep-db` leaves it running,
+which makes the next run skip the start); the data stay on disk, so the next run skips the load.
+
+Examples:
+    make bench-api
+    .venv/bin/python solution/bench/bench_api.py --quick          # scale 0.05, 3 s, 1 run
+    .venv/bin/python solution/bench/bench_api.py --duration 20 --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from harness import (
+    BENCH_DIR,
+    DATA_ROOT,
+    GUNICORN_CONFIG,
+    BenchError,
+    EmbeddedDatabase,
+    Server,
+    ensure_loaded,
+    ensure_synthetic_data,
+    free_port,
+    server_env,
+    venv_command,
+)
+
+log = logging.getLogger("bench")
+
+TARGET_SHARE = 0.5
+TARGET_P99_MS = 20.0
+CEILING = "ceiling: fixed body, no database"
+ITEMS_KEY = "items"
+CURSOR_KEY = "next_cursor"
+
+WRK_MISSING = """\
+wrk (the HTTP benchmarking tool) is not installed. Install it with:
+    sudo apt-get install -y wrk      # Debian, Ubuntu
+    brew install wrk                 # macOS
+then run this benchmark again."""
+
+QUICK = {"scale": 0.05, "duration": 3, "runs": 1}
+DEFAULTS = {"scale": 1.0, "duration": 10, "runs": 3}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One URL to measure: a label for the table and the path with its query string."""
+
+    label: str
+    path: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run measured."""
+
+    requests_per_s: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Read requests/s, p99, request count and error counts from `wrk --latency` output.
+
+    :raise BenchError: if the output lacks the requests/s or the p99 line.
+    """
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
+    total = re.search(r"^\s*(\d+) requests in ", output, re.M)
+    if not (rate and p99 and total):
+        raise BenchError(f"cannot read wrk's output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return WrkResult(
+        requests_per_s=float(rate.group(1)),
+        p99_ms=float(p99.group(1)) * _UNIT_MS[p99.group(2)],
+        requests=int(total.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
+    )
+
+
+def run_wrk(url: str, duration_s: int, connections: int, threads: int) -> WrkResult:
+    """Run wrk against `url`; return its figures.
+
+    :raise BenchError: if wrk fails, or any response was not 2xx/3xx, or any socket error occurred.
+    """
+    argv = wrk_argv(url, duration_s, connections, threads)
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"wrk failed (exit {result.returncode}): {result.stderr or result.stdout}")
+    figures = parse_wrk(result.stdout)
+    if figures.non_2xx or figures.socket_errors:
+        raise BenchError(
+            f"{url}: {figures.non_2xx} non-2xx responses and {figures.socket_errors} socket "
+            f"errors out of {figures.requests} requests; wrk said:\n{result.stdout}"
+        )
+    if figures.requests == 0:
+        raise BenchError(f"{url}: wrk completed no request; wrk said:\n{result.stdout}")
+    return figures
+
+
+def wrk_argv(url: str, duration_s: int, connections: int, threads: int) -> list[str]:
+    return [
+        "wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s", url,
+    ]  # fmt: skip
+
+
+def get_json(session: requests.Session, url: str) -> tuple[bytes, dict]:
+    """GET `url`; return the body bytes and the decoded JSON.
+
+    :raise BenchError: if the status is not 200 or the body is not a JSON object.
+    """
+    response = session.get(url, timeout=30)
+    if response.status_code != 200:
+        raise BenchError(f"GET {url} answered {response.status_code}: {response.text[:500]}")
+    document = response.json()
+    if not isinstance(document, dict):
+        raise BenchError(f"GET {url} did not answer a JSON object: {response.text[:200]}")
+    return response.content, document
+
+
+def with_cursor(path: str, cursor: str) -> str:
+    separator = "&" if "?" in path else "?"
+    return f"{path}{separator}cursor={quote(cursor, safe='')}"
+
+
+def next_cursor(document: dict, url: str) -> str:
+    """The next page's cursor of a list response.
+
+    :raise BenchError: if the response is the last page.
+    """
+    cursor = document.get(CURSOR_KEY)
+    if not cursor:
+        raise BenchError(f"GET {url} is the last page (no {CURSOR_KEY}); use a larger --scale")
+    return cursor
+
+
+def prepare_shapes(base_url: str, deep_pages: int) -> tuple[list[Shape], bytes]:
+    """The query URLs (cursors and id taken from live responses) and the default list body.
+
+    :raise BenchError: if a response is not 200 or a cursor runs out before `deep_pages`.
+    """
+    session = requests.Session()
+
+    def fetch(path: str) -> dict:
+        return get_json(session, base_url + path)[1]
+
+    default_body, default = get_json(session, base_url + "/movies")
+    items = default.get(ITEMS_KEY)
+    if not items:
+        raise BenchError(f"GET /movies returned no {ITEMS_KEY!r}: is the data set loaded?")
+    movie_id = items[0]["id"]
+
+    action = "/movies?genre=Action&rating_gt=8.5&sort=-rating"
+    action_page2 = with_cursor(action, next_cursor(fetch(action), action))
+
+    deep = "/movies?sort=-rating"
+    started = time.monotonic()
+    for _ in range(deep_pages):
+        deep = with_cursor("/movies?sort=-rating", next_cursor(fetch(deep), deep))
+    log.info("walked %d pages of sort=-rating in %.1f s", deep_pages, time.monotonic() - started)
+
+    paths = [
+        ("list, default sort (title)", "/movies"),
+        ("Action, rating > 8.5, sort -rating", action),
+        ("sort -year, limit 50", "/movies?sort=-year&limit=50"),
+        ("same Action query, page 2 (cursor)", action_page2),
+        ("one movie by id", f"/movies/{quote(movie_id, safe='')}"),
+        ("rare genre (Film-Noir)", "/movies?genre=Film-Noir"),
+        (f"sort -rating, page {deep_pages + 1:,} (cursor)", deep),
+        (
+            "Comedy+Romance, 1990s, rating >= 7, sort -votes",
+            "/movies?genre=Comedy,Romance&year_gte=1990&year_lte=1999&rating_gte=7&sort=-votes",
+        ),
+    ]
+    shapes = []
+    for label, path in paths:
+        document = fetch(path)
+        rows = len(document[ITEMS_KEY]) if ITEMS_KEY in document else 1
+        shapes.append(Shape(label, path, rows))
+    return shapes, default_body
+
+
+def machine_summary() -> list[str]:
+    """nproc, CPU model, RAM, load average: what the figures were measured on."""
+    model = platform.processor() or "unknown CPU"
+    memory = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"machine: {os.cpu_count()} CPUs ({model}), {memory} RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}",
+        f"load average at start (1, 5, 15 min): {load}",
+    ]
+
+
+def gunicorn_summary() -> str:
+    """The worker settings that movies.gunicorn_conf resolves to in this environment."""
+    conf = importlib.import_module(GUNICORN_CONFIG.removeprefix("python:"))
+    names = ("workers", "threads", "worker_class", "keepalive", "timeout", "preload_app")
+    settings = ", ".join(f"{n}={getattr(conf, n)}" for n in names if hasattr(conf, n))
+    return f"gunicorn ({GUNICORN_CONFIG}): {settings}"
+
+
+def render_table(shapes: list[Shape], results: dict[str, list[WrkResult]]) -> list[str]:
+    """Markdown table: median req/s, median p99, share of the ceiling, target met."""
+    ceiling_rate = statistics.median(r.requests_per_s for r in results[CEILING])
+    lines = [
+        "| query | rows | req/s | p99 ms | % of ceiling | target met |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for label in [CEILING] + [s.label for s in shapes]:
+        rate = statistics.median(r.requests_per_s for r in results[label])
+        p99 = statistics.median(r.p99_ms for r in results[label])
+        share = rate / ceiling_rate
+        rows = next((str(s.rows) for s in shapes if s.label == label), "")
+        if label == CEILING:
+            met = "(reference)"
+        else:
+            met = "yes" if share >= TARGET_SHARE and p99 <= TARGET_P99_MS else "NO"
+            if met == "NO":
+                why = []
+                if share < TARGET_SHARE:
+                    why.append(f"< {TARGET_SHARE:.0%}")
+                if p99 > TARGET_P99_MS:
+                    why.append(f"p99 > {TARGET_P99_MS:g} ms")
+                met += f" ({', '.join(why)})"
+        lines.append(f"| {label} | {rows} | {rate:,.0f} | {p99:.1f} | {share:.0%} | {met} |")
+    return lines
+
+
+def measure(
+    api: Server, ceiling: Server, shapes: list[Shape], args: argparse.Namespace
+) -> dict[str, list[WrkResult]]:
+    """Warm every URL up, then measure in rounds: ceiling, each query; finally the ceiling again."""
+    urls = {CEILING: ceiling.base_url + "/movies"}
+    urls.update({s.label: api.base_url + s.path for s in shapes})
+    for label, url in urls.items():
+        log.info("warm-up %d s: %s", args.warmup, label)
+        run_wrk(url, args.warmup, args.connections, args.threads)
+    results: dict[str, list[WrkResult]] = {label: [] for label in urls}
+    order = [(r, label) for r in range(args.runs) for label in urls] + [(args.runs - 1, CEILING)]
+    for round_index, label in order:
+        figures = run_wrk(urls[label], args.duration, args.connections, args.threads)
+        results[label].append(figures)
+        log.info(
+            "round %d/%d  %-48s %9.0f req/s  p99 %7.2f ms",
+            round_index + 1, args.runs, label, figures.requests_per_s, figures.p99_ms,
+        )  # fmt: skip
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    """Set up, measure, print; always stop what was started. Return the exit status."""
+    folder, manifest = ensure_synthetic_data(args.scale, args.seed)
+    data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
+    database = EmbeddedDatabase(data_dir)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    api = ceiling = None
+    try:
+        url = database.start()
+        env = server_env(url, data_dir)
+        ensure_loaded(url, folder, manifest, env)
+
+        api_port = free_port()
+        api = Server(
+            "API",
+            [venv_command("movies"), "serve", "--host", "127.0.0.1", "--port", str(api_port)],
+            api_port, env, data_dir / "logs" / "api.log",
+        )  # fmt: skip
+        api.start()
+        shapes, default_body = prepare_shapes(api.base_url, args.deep_pages)
+
+        body_file = scratch / "body.json"
+        body_file.write_bytes(default_body)
+        ceiling_port = free_port()
+        ceiling = Server(
+            "ceiling app",
+            [
+                venv_command("gunicorn"), "--bind", f"127.0.0.1:{ceiling_port}",
+                "--config", GUNICORN_CONFIG, "--pythonpath", str(BENCH_DIR),
+                # Its own control socket: the default path is shared with the API's gunicorn.
+                "--control-socket", str(scratch / "gunicorn.ctl"),
+                f"ceiling_app:create_app({str(body_file)!r})",
+            ],
+            ceiling_port, env, data_dir / "logs" / "ceiling.log",
+        )  # fmt: skip
+        ceiling.start()
+
+        results = measure(api, ceiling, shapes, args)
+    finally:
+        for server in (ceiling, api):
+            if server is not None:
+                server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not args.keep_db:
+            database.stop()
+
+    wrk_template = " ".join(wrk_argv("URL", args.duration, args.connections, args.threads))
+    print()
+    print(f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
+    for line in machine_summary():
+        print(line)
+    print(gunicorn_summary())
+    print(f"API: {' '.join(api.argv)}")
+    print(f"ceiling: {' '.join(ceiling.argv)}")
+    print(
+        f"data: synthetic scale {args.scale} seed {args.seed} "
+        f"({manifest.get('loadable_movies', manifest.get('movies')):,} movies); "
+        f"default list body {len(default_body):,} bytes (the ceiling's body)"
+    )
+    print(
+        f"wrk: {wrk_template}; warm-up {args.warmup} s per URL; {args.runs} runs per URL, "
+        f"ceiling {args.runs + 1} runs interleaved; medians reported"
+    )
+    print()
+    for line in render_table(shapes, results):
+        print(line)
+    print()
+    print(f"target: >= {TARGET_SHARE:.0%} of the ceiling's req/s and p99 <= {TARGET_P99_MS:g} ms")
+    print("URLs:")
+    for shape in shapes:
+        print(f"  {shape.label}: {shape.path}")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0],
+        epilog="Example: .venv/bin/python solution/bench/bench_api.py --quick",
+    )
+    parser.add_argument("--scale", type=float, help="synthetic data scale [default: 1.0]")
+    parser.add_argument("--seed", type=int, default=42, help="synthetic data seed [default: 42]")
+    parser.add_argument("--duration", type=int, help="seconds per measured run [default: 10]")
+    parser.add_argument("--runs", type=int, help="measured runs per URL [default: 3]")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per URL [default 2]")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections [default: 8]")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads [default: 2]")
+    parser.add_argument(
+        "--deep-pages", type=int, default=1000,
+        help="pages to walk for the deep-page URL [default: 1000]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke test: scale 0.05, 3 s, 1 run (explicit options still win)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--db-dir", type=Path,
+        help="MOVIES_DATA_DIR of the bench database [default: .data/bench-api/scale-SCALE]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-db", action="store_true", help="leave the embedded PostgreSQL running at the end"
+    )
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in ("duration", "runs", "warmup", "connections", "threads", "deep_pages"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.scale <= 0:
+        parser.error("--scale must be positive")
+    args.threads = min(args.threads, args.connections)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if shutil.which("wrk") is None:
+        print(WRK_MISSING, file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    except BenchError as exc:
+        print(f"bench-api failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench-api interrupted; servers stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
