@@ -1,0 +1,363 @@
+"""Load benchmark: the full-size synthetic data set through the real `movies load`, N times.
+
+Generates the scale-1.0 synthetic files once (cached in .data/synthetic-1.0-seed42/; regenerated
+only when absent or incomplete), then runs `movies load --source DIR --force` as a subprocess
+`--runs` times and prints, per run and as the median:
+
+- wall seconds of the loader process (start to exit, Python start-up included);
+- peak RSS of the loader's process tree (sampled every 20 ms with psutil; the sum over the loader
+  and any worker processes it starts) and the peak RSS of its largest single process as the
+  kernel counts it (`/usr/bin/time -f %M`, when available);
+- the loader's own per-phase seconds, parsed from the report it prints.
+
+The PostgreSQL server is not part of the loader's process tree: its memory is not counted.
+
+Without DATABASE_URL the loads go to a dedicated embedded PostgreSQL in .data/bench-load/ (started
+before the first run so that no run pays for the server start, stopped at the end if this run
+started it), so the benchmark never replaces what `make demo` serves. With DATABASE_URL set, the
+loads go there.
+
+Each run is checked against the generator's synthetic.json: the number of movies the load
+reports in `dataset_load` must equal the well-formed movie rows of the files.
+
+Examples:
+    make bench-load
+    .venv/bin/python solution/bench/bench_load.py --runs 5
+    .venv/bin/python solution/bench/bench_load.py --scale 0.1 --runs 1     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+from harness import (
+    DATA_ROOT,
+    BenchError,
+    EmbeddedDatabase,
+    ensure_synthetic_data,
+    server_env,
+    venv_command,
+)
+
+from movies.config import ConfigError, Settings
+from movies.db import create_engine
+
+log = logging.getLogger("bench.load")
+
+TARGET_WALL_S = 15.0
+TARGET_RSS_MIB = 1024.0
+SAMPLE_INTERVAL_S = 0.02
+# A phase line of the loader's report: a name, then seconds ("read  3.21 s", "swap: 0.4s").
+PHASE_LINE = re.compile(r"^\s*([A-Za-z][\w .()/+-]*?)\s*[:=]?\s+([0-9]+(?:\.[0-9]+)?)\s*s\b")
+
+
+@dataclass
+class Run:
+    """One load: what it cost and what the loader said about it."""
+
+    wall_s: float
+    tree_rss_mib: float
+    process_rss_mib: float | None
+    phases: dict[str, float] = field(default_factory=dict)
+    movies: int | None = None
+    skipped: int | None = None
+    report: str = ""
+
+
+class TreeMemorySampler:
+    """Samples the summed RSS of a process and its descendants until stopped; keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak_bytes = 0
+        self._root = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                processes = [self._root, *self._root.children(recursive=True)]
+            except psutil.Error:
+                return
+            total = 0
+            for process in processes:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(SAMPLE_INTERVAL_S)
+
+
+def parse_phases(report: str) -> dict[str, float]:
+    """Per-phase seconds from the loader's report: every line that names a phase and seconds."""
+    phases: dict[str, float] = {}
+    for line in report.splitlines():
+        match = PHASE_LINE.match(line)
+        if match:
+            phases[match.group(1).strip()] = float(match.group(2))
+    return phases
+
+
+def last_load(url: str) -> tuple[int | None, int | None]:
+    """(movies, skipped rows) of the newest dataset_load row, or (None, None) if there is none."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT movies, skipped_rows FROM dataset_load ORDER BY id DESC LIMIT 1")
+            ).first()
+    finally:
+        engine.dispose()
+    return (None, None) if row is None else (int(row[0]), int(row[1]))
+
+
+def run_once(folder: Path, env: dict[str, str], url: str) -> Run:
+    """Run `movies load --source folder --force` once and measure it.
+
+    :raise BenchError: if the load fails.
+    """
+    argv = [venv_command("movies"), "load", "--source", str(folder), "--force"]
+    time_bin = Path("/usr/bin/time")  # GNU time: the child's peak RSS as the kernel counts it
+    with tempfile.TemporaryDirectory() as tmp:
+        time_out = Path(tmp) / "time.txt"
+        if time_bin.exists():
+            argv = [str(time_bin), "-f", "%M", "-o", str(time_out), *argv]
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        with TreeMemorySampler(child.pid) as sampler:
+            stdout, stderr = child.communicate()
+        wall = time.perf_counter() - started
+        process_kib = None
+        if time_out.exists():
+            text = time_out.read_text().strip().splitlines()
+            process_kib = int(text[-1]) if text and text[-1].isdigit() else None
+    if child.returncode != 0:
+        raise BenchError(
+            f"'{' '.join(argv)}' failed (exit {child.returncode}):\n{stderr.strip()[-2000:]}"
+        )
+    movies, skipped = last_load(url)
+    return Run(
+        wall_s=wall,
+        tree_rss_mib=sampler.peak_bytes / 2**20,
+        process_rss_mib=None if process_kib is None else process_kib / 1024,
+        phases=parse_phases(stdout),
+        movies=movies,
+        skipped=skipped,
+        report=stdout.strip(),
+    )
+
+
+def machine_summary(url: str) -> list[str]:
+    """nproc, CPU model, RAM, load average, PostgreSQL and Python versions."""
+    model, memory = platform.processor() or "unknown CPU", "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+                break
+    except OSError:
+        pass
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            server = conn.scalar(sa.text("SHOW server_version"))
+    finally:
+        engine.dispose()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"machine: {os.cpu_count()} CPUs ({model}), {memory} RAM, "
+        f"{platform.system()} {platform.release()}",
+        f"PostgreSQL {server}, Python {platform.python_version()}",
+        f"load average at start (1, 5, 15 min): {load}",
+    ]
+
+
+def render_table(runs: list[Run]) -> list[str]:
+    """Markdown table: one row per run and the median, phases as columns."""
+    phase_names: list[str] = []
+    for run in runs:
+        phase_names += [name for name in run.phases if name not in phase_names]
+    header = ["run", "wall s", "tree RSS MiB", "process RSS MiB", "movies", "skipped"]
+    header += [f"{name} s" for name in phase_names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+
+    def cells(label: str, wall, tree, proc, movies, skipped, phases) -> str:
+        values = [label, _fmt(wall, 2), _fmt(tree, 0), _fmt(proc, 0), _fmt(movies), _fmt(skipped)]
+        values += [_fmt(phases.get(name), 2) for name in phase_names]
+        return "| " + " | ".join(values) + " |"
+
+    for i, run in enumerate(runs, 1):
+        lines.append(
+            cells(
+                str(i),
+                run.wall_s,
+                run.tree_rss_mib,
+                run.process_rss_mib,
+                run.movies,
+                run.skipped,
+                run.phases,
+            )
+        )
+    median_phases = {
+        name: statistics.median(r.phases[name] for r in runs if name in r.phases)
+        for name in phase_names
+    }
+    process = [r.process_rss_mib for r in runs if r.process_rss_mib is not None]
+    lines.append(
+        cells(
+            "**median**",
+            statistics.median(r.wall_s for r in runs),
+            statistics.median(r.tree_rss_mib for r in runs),
+            statistics.median(process) if process else None,
+            runs[-1].movies,
+            runs[-1].skipped,
+            median_phases,
+        )
+    )
+    return lines
+
+
+def _fmt(value: float | int | None, digits: int | None = None) -> str:
+    if value is None:
+        return "-"
+    if digits is None:
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate (once), load `args.runs` times, print the table; 1 if a target is missed."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise BenchError(str(exc)) from exc
+    started = time.perf_counter()
+    folder, manifest = ensure_synthetic_data(args.scale, args.seed)
+    log.info("synthetic data ready in %.1f s: %s", time.perf_counter() - started, folder)
+    expected_movies = manifest["loadable_movies"]
+    database = None
+    if settings.database_url:
+        url = settings.database_url
+        env = server_env(url, settings.data_dir)
+    else:
+        data_dir = args.db_dir or DATA_ROOT / "bench-load"
+        database = EmbeddedDatabase(data_dir)
+        url = database.start()
+        env = server_env(url, data_dir)
+        # The CLI finds the running server through MOVIES_DATA_DIR; DATABASE_URL would also do,
+        # but leaving it unset exercises the path a user of `movies load` takes.
+        env.pop("DATABASE_URL", None)
+    runs: list[Run] = []
+    try:
+        lines = machine_summary(url)
+        for i in range(1, args.runs + 1):
+            log.info("run %d/%d: movies load --source %s --force", i, args.runs, folder)
+            result = run_once(folder, env, url)
+            log.info(
+                "run %d: %.2f s wall, %.0f MiB peak RSS (tree)",
+                i,
+                result.wall_s,
+                result.tree_rss_mib,
+            )
+            if result.movies != expected_movies:
+                raise BenchError(
+                    f"run {i} loaded {result.movies} movies, the files hold {expected_movies} "
+                    f"well-formed movie rows; loader report:\n{result.report}"
+                )
+            runs.append(result)
+    finally:
+        if database is not None and not args.keep_db:
+            database.stop()
+    median_wall = statistics.median(r.wall_s for r in runs)
+    median_rss = statistics.median(r.tree_rss_mib for r in runs)
+    print()
+    print(
+        f"movies load --source {folder} --force  "
+        f"({manifest['basics_rows']:,} title rows, {manifest['ratings_rows']:,} ratings rows, "
+        f"{expected_movies:,} movies; {args.runs} runs)"
+    )
+    for line in lines:
+        print(line)
+    print()
+    for line in render_table(runs):
+        print(line)
+    print()
+    print("loader report of the last run:")
+    print(runs[-1].report)
+    print()
+    wall_ok, rss_ok = median_wall <= TARGET_WALL_S, median_rss <= TARGET_RSS_MIB
+    print(
+        f"target wall <= {TARGET_WALL_S:.0f} s: {'met' if wall_ok else 'MISSED'} "
+        f"(median {median_wall:.2f} s); target peak RSS <= {TARGET_RSS_MIB:.0f} MiB: "
+        f"{'met' if rss_ok else 'MISSED'} (median {median_rss:.0f} MiB)"
+    )
+    return 0 if wall_ok and rss_ok else 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Load the synthetic full-size IMDb files with `movies load`, N times; print "
+        "wall seconds, peak RSS and the loader's phases per run and the median.",
+        epilog="Example: .venv/bin/python solution/bench/bench_load.py --runs 5",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="loads to measure [default: 3]")
+    parser.add_argument("--scale", type=float, default=1.0, help="data set scale [default: 1.0]")
+    parser.add_argument("--seed", type=int, default=42, help="data set seed [default: 42]")
+    parser.add_argument(
+        "--db-dir",
+        type=Path,
+        default=None,
+        help="data dir of the embedded PostgreSQL [default: .data/bench-load]",
+    )
+    parser.add_argument(
+        "--keep-db", action="store_true", help="leave the embedded PostgreSQL running at the end"
+    )
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if not args.scale > 0:
+        parser.error("--scale must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except BenchError as exc:
+        print(f"bench-load: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
