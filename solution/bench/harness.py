@@ -186,6 +186,8 @@ def free_port() -> int:
 def server_env(database_url: str, data_dir: Path) -> dict[str, str]:
     """The environment for every child process: this one's, pointed at the bench database."""
     env = dict(os.environ)
+    # As an activated venv would: `movies serve` looks gunicorn up on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["DATABASE_URL"] = database_url
     env["MOVIES_DATA_DIR"] = str(data_dir)
     return env
