@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test lint bench-load bench-api reliability clean
+.PHONY: demo run test test-compose lint bench-load bench-api reliability clean
 
 $(STAMP): solution/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)  ## the whole suite on real PostgreSQL (embedded unless DATABASE_
 	$(BIN)/ruff check solution
 	$(BIN)/ruff format --check solution
 	cd solution && ../$(BIN)/pytest
+
+test-compose: $(STAMP)  ## the integration tests against the compose db service (needs Docker)
+	cd solution && ../$(BIN)/pytest --compose tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check solution && $(BIN)/ruff format --check solution

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,15 +21,59 @@ from movies.embedded import start_embedded
 from movies.schema import apply_schema
 
 REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imdb-real"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--compose",
+        action="store_true",
+        help="run against the `db` service of docker-compose.yml, started with pytest-docker "
+        "(needs a Docker engine); default: the embedded PostgreSQL or DATABASE_URL",
+    )
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """URL of the session's PostgreSQL server (its maintenance database)."""
+    if request.config.getoption("--compose"):
+        return request.getfixturevalue("compose_server_url")
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
     return start_embedded(tmp_path_factory.mktemp("pg") / "pgdata", stop_on_exit=True)
+
+
+# --compose: pytest-docker starts the compose `db` (settings from .env.example, a throwaway
+# project removed with its volumes afterwards) and publishes it on a free localhost port.
+@pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    binary = Path(sys.executable).with_name("docker-compose")
+    command = f'"{binary}"' if binary.exists() else "docker compose"
+    env_file = REPO / ".env.example"
+    return f'{command} --env-file "{env_file}"'
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> list[str]:
+    return [str(REPO / "docker-compose.yml"), str(REPO / "solution/tests/deploy/compose.test.yml")]
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    return ["up --wait db"]
+
+
+@pytest.fixture(scope="session")
+def compose_server_url(docker_ip: str, docker_services) -> str:
+    """URL of the compose database's superuser, on the port the test override publishes."""
+    port = docker_services.port_for("db", 5432)
+    settings = dict(
+        line.split("=", 1)
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    return f"postgresql://postgres:{settings['POSTGRES_PASSWORD']}@{docker_ip}:{port}/movies"
 
 
 @pytest.fixture(scope="session")
