@@ -222,3 +222,21 @@ def test_generate_without_malformed_rows(tmp_path: Path) -> None:
     lines = read_lines(tmp_path / BASICS)
     assert all(line.count("\t") == 8 for line in lines)
     assert read_manifest(tmp_path)["malformed_tconsts"] == []
+
+
+def test_generate_across_chunks_is_deterministic_and_ordered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synthetic, "CHUNK_ROWS", 1000)  # 12 chunks instead of one
+    generate(tmp_path / "a", scale=0.001, seed=3, malformed_every=2500)
+    generate(tmp_path / "b", scale=0.001, seed=3, malformed_every=2500)
+    for name in (BASICS, RATINGS, MANIFEST):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    rows = [line.split("\t") for line in read_lines(tmp_path / "a" / BASICS)[1:]]
+    numbers = [int(row[0][2:]) for row in rows]
+    assert len(rows) == 11_500
+    assert all(a < b for a, b in zip(numbers, numbers[1:], strict=False))
+    manifest = read_manifest(tmp_path / "a")
+    assert len(manifest["malformed_tconsts"]) == 4
+    titles = {row[2] for row in rows if len(row) == 9 and row[1] == "movie"}
+    assert {title for title, *_ in synthetic.FIXED_MOVIES} <= titles
