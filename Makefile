@@ -35,5 +35,8 @@ bench-load: $(STAMP)  ## scale 1.0 synthetic load: wall seconds and peak RSS
 bench-api: $(STAMP)  ## requests/s and p99 per query shape against the framework's ceiling
 	$(BIN)/python solution/bench/bench_api.py
 
+reliability: $(STAMP)  ## reload under traffic, killed loads, corrupt input, DB restart, sustained load
+	$(BIN)/python solution/bench/reliability.py
+
 clean:
 	rm -rf $(VENV) .data
