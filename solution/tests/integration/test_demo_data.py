@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 from movies.cli import DEMO_DATA
+from movies.db import create_engine
 
 TCONST = re.compile(r"tt[0-9]{7,}")
 INT_OR_NULL = re.compile(r"[0-9]+|\\N")
@@ -79,3 +83,74 @@ def test_demo_files_carry_the_quirks() -> None:
 def test_demo_data_ships_in_the_package() -> None:
     assert DEMO_DATA == Path(__file__).resolve().parents[2] / "src" / "movies" / "demo_data"
     assert {p.name for p in DEMO_DATA.iterdir()} >= {"title.basics.tsv", "title.ratings.tsv"}
+
+
+@pytest.fixture(scope="module")
+def demo_database(make_database, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database holding the demo data, loaded by the real loader."""
+    from movies.loader import run_load
+
+    url = make_database()
+    report = run_load(
+        url, str(DEMO_DATA), downloads=tmp_path_factory.mktemp("downloads"), force=True
+    )
+    assert report.movies == 153
+    return url
+
+
+@pytest.fixture
+def demo(demo_database: str):
+    engine = create_engine(demo_database)
+    with engine.connect() as conn:
+        yield conn
+    engine.dispose()
+
+
+def test_demo_load_keeps_movies_only_with_their_ratings(demo: sa.Connection) -> None:
+    _, basics = read_rows("title.basics.tsv")
+    movie_ids = {row[0] for row in basics if row[1] == "movie"}
+    loaded = dict(demo.execute(sa.text("SELECT id, rating FROM movie WHERE source = 'imdb'")).all())
+    assert set(loaded) == movie_ids
+    assert sum(rating is not None for rating in loaded.values()) == 151
+    assert "tt0944947" not in loaded and "tt0000001" not in loaded  # tvSeries, short
+    genre_links = sum(
+        len(row[8].split(",")) for row in basics if row[0] in movie_ids and row[8] != "\\N"
+    )
+    last = demo.execute(
+        sa.text("SELECT movies, rated_movies, genre_links FROM dataset_load ORDER BY id DESC")
+    ).first()
+    assert tuple(last) == (153, 151, genre_links)
+
+
+def test_demo_canonical_query_finds_action_movies_above_8_5(demo: sa.Connection) -> None:
+    rows = demo.execute(
+        sa.text(
+            "SELECT id, title FROM movie WHERE genres @> '{Action}' AND rating > 8.5 ORDER BY id"
+        )
+    ).all()
+    assert dict(rows) == ACTION_ABOVE_8_5
+
+
+def test_demo_load_keeps_quirky_values_exact(demo: sa.Connection) -> None:
+    def movie(tconst: str) -> sa.Row:
+        return demo.execute(
+            sa.text(
+                "SELECT title, original_title, year, runtime_minutes, rating, votes, is_adult,"
+                " genres FROM movie WHERE id = :id"
+            ),
+            {"id": tconst},
+        ).one()
+
+    assert movie("tt9000001").title == "NA"
+    assert movie("tt9000002").title == "null"
+    assert movie("tt9000003")[:2] == ("None", "NaN")
+    assert movie("tt0073045")[:2] == ('"Giliap"', '"Giliap"')
+    assert movie("tt9000004").title == 'The "Other" Side'
+    assert movie("tt0245429").original_title == "千と千尋の神隠し"
+    assert movie("tt0211915").original_title == "Le fabuleux destin d'Amélie Poulain"
+    assert tuple(movie("tt28642224"))[2:] == (1996, None, None, None, False, [])
+    assert movie("tt33764258").rating is None and movie("tt33764258").year == 2026
+    assert movie("tt9000005").is_adult is True
+    assert str(movie("tt0111161").rating) == "9.3" and movie("tt0111161").votes == 3_000_000
+    assert movie("tt15239678").genres == ["Action", "Adventure", "Drama"]
+    assert movie("tt19000001").title == "Eight Digits"
