@@ -293,11 +293,11 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-@pytest.fixture
-def write_app(database_url: str) -> Iterator[Flask]:
-    """The API on a fresh, empty database, with two write tokens."""
+@pytest.fixture(scope="session")
+def write_app(make_database: Callable[[], str]) -> Iterator[Flask]:
+    """The API on its own database (not the seeded one), with two write tokens."""
     application = create_app(
-        Settings(database_url=database_url, secret_key=SECRET, api_tokens=TOKENS)
+        Settings(database_url=make_database(), secret_key=SECRET, api_tokens=TOKENS)
     )
     yield application
     close_app(application)
@@ -305,6 +305,13 @@ def write_app(database_url: str) -> Iterator[Flask]:
 
 @pytest.fixture
 def write_client(write_app: Flask) -> FlaskClient:
+    """A client on the write app, whose database is emptied first: every test starts fresh."""
+    with write_app.app_context():
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "TRUNCATE movie_user, movie_genre_user, movie_imdb, movie_genre_imdb, dataset_load"
+            )
+            conn.exec_driver_sql("ALTER SEQUENCE movie_user_number RESTART")
     return write_app.test_client()
 
 
