@@ -1,0 +1,135 @@
+"""The pure query builder: sort parsing, fingerprints, keyset values and statement shape."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.dialects import postgresql
+
+from movies import query as q
+
+
+def sql(statement) -> str:
+    return str(statement.compile(dialect=postgresql.psycopg2.dialect()))
+
+
+def test_parse_sort_reads_directions_in_order() -> None:
+    assert q.parse_sort("-rating,title,-year") == (
+        q.SortKey("rating", True),
+        q.SortKey("title", False),
+        q.SortKey("year", True),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("popularity", "cannot sort by 'popularity'"),
+        ("rating,-rating", "more than once"),
+        ("title,year,rating,votes", "at most 3"),
+        ("", "cannot sort by ''"),
+        ("--rating", "cannot sort by '--rating'"),
+        ("Rating", "cannot sort by 'Rating'"),
+        ("runtime_minutes", "cannot sort"),
+    ],
+)
+def test_parse_sort_rejects(text: str, message: str) -> None:
+    with pytest.raises(q.QueryError, match=message):
+        q.parse_sort(text)
+
+
+def test_fingerprint_depends_on_filters_and_sort_not_limit() -> None:
+    base = q.MovieQuery(genres=("Action",), ranges=(("rating_gt", Decimal("8.5")),))
+    assert (
+        base.fingerprint()
+        == q.MovieQuery(
+            genres=("Action",), ranges=(("rating_gt", Decimal("8.5")),), limit=99
+        ).fingerprint()
+    )
+    others = [
+        q.MovieQuery(genres=("Drama",), ranges=base.ranges),
+        q.MovieQuery(genres=base.genres, ranges=(("rating_gt", Decimal("8.6")),)),
+        q.MovieQuery(genres=base.genres, ranges=(("rating_gte", Decimal("8.5")),)),
+        q.MovieQuery(genres=base.genres, ranges=base.ranges, include_adult=True),
+        q.MovieQuery(genres=base.genres, ranges=base.ranges, sort=q.parse_sort("-title")),
+    ]
+    assert len({base.fingerprint(), *(o.fingerprint() for o in others)}) == 6
+
+
+def test_order_by_puts_nulls_last_and_id_in_first_direction() -> None:
+    text = sql(q.list_statement(q.MovieQuery(sort=q.parse_sort("-rating,title,year"))))
+    assert (
+        "ORDER BY movie.rating DESC NULLS LAST, movie.title ASC, "
+        "movie.year ASC NULLS LAST, movie.id DESC" in text
+    )
+    assert "OFFSET" not in text
+
+
+def test_single_nullable_key_after_value_is_union_of_row_compare_and_nulls() -> None:
+    query = q.MovieQuery(sort=q.parse_sort("-rating"), limit=10)
+    text = sql(q.list_statement(query, q.Keyset((Decimal("8.7"),), "tt0000001")))
+    assert "UNION ALL" in text
+    assert "(movie.rating, movie.id) <" in text
+    assert "movie.rating IS NULL" in text
+
+
+def test_single_key_after_null_reads_only_nulls() -> None:
+    query = q.MovieQuery(sort=q.parse_sort("year"), limit=10)
+    text = sql(q.list_statement(query, q.Keyset((None,), "tt0000001")))
+    assert "UNION" not in text
+    assert "movie.year IS NULL AND movie.id > " in text
+
+
+def test_title_key_needs_one_branch() -> None:
+    query = q.MovieQuery(sort=q.parse_sort("-title"), limit=10)
+    text = sql(q.list_statement(query, q.Keyset(("NA",), "tt0000001")))
+    assert "UNION" not in text and "(movie.title, movie.id) <" in text
+
+
+def test_filters_are_bound_parameters() -> None:
+    query = q.MovieQuery(
+        genres=("Action", "Sci-Fi"),
+        ranges=(("rating_gt", Decimal("8.5")), ("year_lte", 1999)),
+    )
+    compiled = q.list_statement(query).compile(dialect=postgresql.psycopg2.dialect())
+    assert "8.5" not in compiled.string and "Sci-Fi" not in compiled.string
+    assert ["Action", "Sci-Fi"] in compiled.params.values()
+    assert "is_adult IS false" in compiled.string
+
+
+def test_include_adult_drops_the_adult_filter() -> None:
+    assert "is_adult" not in sql(q.count_statement(q.MovieQuery(include_adult=True)))
+
+
+@pytest.mark.parametrize(
+    ("sort", "values", "ok"),
+    [
+        ("rating", ["8.5"], True),
+        ("rating", [None], True),
+        ("rating", [8.5], False),
+        ("rating", ["high"], False),
+        ("title", ["x"], True),
+        ("title", [None], False),
+        ("year", [1999], True),
+        ("year", [True], False),
+        ("year", ["1999"], False),
+        ("year,title", [1999], False),
+        ("year", "1999", False),
+    ],
+)
+def test_keyset_from_json_checks_values_against_the_sort(
+    sort: str, values: object, ok: bool
+) -> None:
+    keys = q.parse_sort(sort)
+    if ok:
+        assert q.keyset_from_json(keys, values, "tt0000001").id == "tt0000001"
+    else:
+        with pytest.raises(q.QueryError):
+            q.keyset_from_json(keys, values, "tt0000001")
+
+
+def test_keyset_json_round_trip_keeps_decimal_exact() -> None:
+    keys = q.parse_sort("-rating,year")
+    keyset = q.Keyset((Decimal("8.7"), None), "tt0000001")
+    assert q.keyset_from_json(keys, q.keyset_to_json(keyset), keyset.id) == keyset
