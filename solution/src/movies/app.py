@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from flask import Flask
 
+from movies import observability
 from movies.api import views
 from movies.api.connection import close_connection, db, engine_options, engine_url
 from movies.api.docs import register_docs
@@ -22,7 +24,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 # Extensions that bind to the app: each is `init_app(app, settings)`, called in this order at the
 # end of create_app (request logging, metrics, rate limits...). Add new ones here.
-EXTENSIONS: list[Callable[[Flask, Settings], None]] = []
+EXTENSIONS: list[Callable[[Flask, Settings], None]] = [observability.init_app]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -44,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         # An empty database works: the schema scripts are idempotent and serialised by a lock.
-        apply_schema(db.engine)
+        _apply_schema_if_permitted(db.engine)
     app.extensions["movies.genres"] = GenreVocabulary()
     app.teardown_appcontext(close_connection)
 
@@ -55,3 +57,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     for init_extension in EXTENSIONS:
         init_extension(app, settings)
     return app
+
+
+def _apply_schema_if_permitted(engine: sa.Engine) -> None:
+    """Apply the schema, unless this role may not change it.
+
+    The compose API role (movies_api, sql-scripts/02-privileges.sql) may not: there the database's
+    init scripts and the loader own the schema, and the API serves whatever is there.
+    """
+    try:
+        apply_schema(engine)
+    except sa.exc.ProgrammingError as exc:
+        if getattr(exc.orig, "pgcode", None) != "42501":  # insufficient_privilege
+            raise
+        log.info("schema left as it is: this database role may not change it")

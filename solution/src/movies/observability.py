@@ -95,8 +95,12 @@ def current_request_id() -> str | None:
     return g.get("request_id") if has_request_context() else None
 
 
-def init_app(app: Flask) -> None:
-    """Attach request ids and the per-request access log line to `app`."""
+def init_app(app: Flask, settings: Settings | None = None) -> None:
+    """Attach request ids and the per-request access log line to `app`.
+
+    `settings` is unused (the signature of create_app's extensions): the log level and format
+    belong to the process, set by `configure_logging` in the gunicorn config or the CLI.
+    """
     app.before_request(_start_request)
     app.after_request(_finish_request)
 

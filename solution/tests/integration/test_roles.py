@@ -6,11 +6,15 @@ init scripts do) and switches to a role with SET ROLE, so the checks are Postgre
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from movies.config import Settings
 from movies.db import create_engine
 from movies.schema import apply_schema
 
@@ -184,3 +188,89 @@ def test_loader_role_swaps_partitions_and_api_reads_the_new_ones(
         assert conn.exec_driver_sql("SELECT count(*) FROM movie_genre_imdb").scalar_one() == 1
     assert_denied(api, "DELETE FROM movie_imdb")
     assert_denied(api, "INSERT INTO movie_imdb (id, source, title) VALUES ('tt1', 'imdb', 'x')")
+
+
+@pytest.fixture
+def run_database_as(server_url: str, seeded_url: str) -> Iterator[Callable[[str], str]]:
+    """Make every new connection to the seeded database run as a role; return its URL.
+
+    A per-database default (ALTER ROLE ... IN DATABASE ... SET role), so code that builds its own
+    engine from the URL (the app factory, the loader) runs as the role, as in compose.
+    """
+    name = sa.make_url(seeded_url).database
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+
+    def run_as(role: str) -> str:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER ROLE SESSION_USER IN DATABASE "{name}" SET role = {role}')
+        return seeded_url
+
+    yield run_as
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'ALTER ROLE SESSION_USER IN DATABASE "{name}" RESET role')
+    admin.dispose()
+
+
+def test_api_serves_and_creates_movies_as_its_role(
+    run_database_as: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from movies.app import create_app
+
+    url = run_database_as("movies_api")
+    caplog.set_level(logging.INFO, logger="movies.app")
+    app = create_app(Settings(database_url=url, api_tokens=("secret-token",)))
+    try:
+        assert "schema left as it is" in caplog.text
+        with app.app_context():
+            engine = app.extensions["sqlalchemy"].engine
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT current_user").scalar_one() == "movies_api"
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        listed = client.get("/movies?sort=title").get_json()["items"]
+        assert [m["title"] for m in listed] == ['A "bare" quote', "NA"]
+        created = client.post(
+            "/movies",
+            json={"title": "Made through the API", "genres": ["Drama"]},
+            headers={"Authorization": "Bearer secret-token"},
+        )
+        assert created.status_code == 201, created.get_json()
+        fetched = client.get(created.headers["Location"]).get_json()
+        assert fetched["title"] == "Made through the API" and fetched["genres"] == ["Drama"]
+    finally:
+        with app.app_context():
+            app.extensions["sqlalchemy"].engine.dispose()
+
+
+def test_loader_runs_a_full_load_as_its_role(
+    run_database_as: Callable[[str], str], tmp_path: Path
+) -> None:
+    from movies.loader import run_load
+    from movies.synthetic import MANIFEST, generate
+
+    generate(tmp_path / "files", scale=0.001, seed=7)
+    expected = json.loads((tmp_path / "files" / MANIFEST).read_text())
+    url = run_database_as("movies_loader")
+    run_load(url, str(tmp_path / "files"), downloads=tmp_path / "downloads", force=True)
+
+    api = role_engine(url, "movies_api")
+    try:
+        with api.connect() as conn:
+            movies = conn.exec_driver_sql("SELECT count(*) FROM movie WHERE source = 'imdb'")
+            assert movies.scalar_one() == expected["loadable_movies"]
+            # the swapped-in partitions: owned by the loader, readable by the API directly
+            owners = conn.exec_driver_sql(
+                "SELECT relname, relowner::regrole::text FROM pg_class "
+                "WHERE relname IN ('movie_imdb', 'movie_genre_imdb') ORDER BY relname"
+            ).all()
+            assert owners == [
+                ("movie_genre_imdb", "movies_loader"),
+                ("movie_imdb", "movies_loader"),
+            ]
+            direct = conn.exec_driver_sql("SELECT count(*) FROM movie_imdb").scalar_one()
+            assert direct == expected["loadable_movies"]
+            assert conn.exec_driver_sql("SELECT count(*) FROM dataset_load").scalar_one() == 2
+        assert_denied(api, "DELETE FROM movie_imdb")
+        assert_denied(api, "TRUNCATE movie_genre_imdb")
+    finally:
+        api.dispose()
