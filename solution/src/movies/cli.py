@@ -19,10 +19,14 @@ DEMO_DATA = Path(__file__).parent / "demo_data"
 
 
 def _settings() -> Settings:
+    from movies.observability import configure_logging
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    configure_logging(settings)
+    return settings
 
 
 def _database_url(settings: Settings) -> str:

@@ -10,8 +10,11 @@ The access log is off; request logging is the app's job.
 from __future__ import annotations
 
 from movies.config import Settings
+from movies.observability import configure_logging
 
 _settings = Settings.from_env()
+# The master configures logging before forking: every worker inherits level and format.
+configure_logging(_settings)
 
 workers = _settings.gunicorn_workers
 threads = _settings.gunicorn_threads
