@@ -44,6 +44,18 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to the current `sys.stderr`, looked up at each record (test runners swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 class JsonLinesFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, access fields."""
 
@@ -68,7 +80,7 @@ def configure_logging(settings: Settings) -> None:
 
     Idempotent: calling it again replaces the handler it installed, never adds a second one.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     if settings.log_format == "json":
         handler.setFormatter(JsonLinesFormatter())
     else:
