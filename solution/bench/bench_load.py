@@ -17,8 +17,8 @@ before the first run so that no run pays for the server start, stopped at the en
 started it), so the benchmark never replaces what `make demo` serves. With DATABASE_URL set, the
 loads go there.
 
-Each run is checked against the generator's synthetic.json: the number of movies the load
-reports in `dataset_load` must equal the well-formed movie rows of the files.
+Each run is checked against the generator's synthetic.json: the movies and rated movies the load
+records in `dataset_load` must equal the well-formed movie rows of the files (and those rated).
 
 Examples:
     make bench-load
@@ -76,6 +76,7 @@ class Run:
     process_rss_mib: float | None
     phases: dict[str, float] = field(default_factory=dict)
     movies: int | None = None
+    rated_movies: int | None = None
     skipped: int | None = None
     report: str = ""
 
@@ -122,17 +123,20 @@ def parse_phases(report: str) -> dict[str, float]:
     return {}
 
 
-def last_load(url: str) -> tuple[int | None, int | None]:
-    """(movies, skipped rows) of the newest dataset_load row, or (None, None) if there is none."""
+def last_load(url: str) -> tuple[int | None, int | None, int | None]:
+    """(movies, rated movies, skipped rows) of the newest dataset_load row (Nones if none)."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             row = conn.execute(
-                sa.text("SELECT movies, skipped_rows FROM dataset_load ORDER BY id DESC LIMIT 1")
+                sa.text(
+                    "SELECT movies, rated_movies, skipped_rows FROM dataset_load"
+                    " ORDER BY id DESC LIMIT 1"
+                )
             ).first()
     finally:
         engine.dispose()
-    return (None, None) if row is None else (int(row[0]), int(row[1]))
+    return (None, None, None) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
 def run_once(folder: Path, env: dict[str, str], url: str) -> Run:
@@ -161,13 +165,14 @@ def run_once(folder: Path, env: dict[str, str], url: str) -> Run:
         raise BenchError(
             f"'{' '.join(argv)}' failed (exit {child.returncode}):\n{stderr.strip()[-2000:]}"
         )
-    movies, skipped = last_load(url)
+    movies, rated_movies, skipped = last_load(url)
     return Run(
         wall_s=wall,
         tree_rss_mib=sampler.peak_bytes / 2**20,
         process_rss_mib=None if process_kib is None else process_kib / 1024,
         phases=parse_phases(stdout),
         movies=movies,
+        rated_movies=rated_movies,
         skipped=skipped,
         report=stdout.strip(),
     )
@@ -289,10 +294,12 @@ def run(args: argparse.Namespace) -> int:
                 result.wall_s,
                 result.tree_rss_mib,
             )
-            if result.movies != expected_movies:
+            expected_rated = manifest.get("loadable_rated_movies", result.rated_movies)
+            if (result.movies, result.rated_movies) != (expected_movies, expected_rated):
                 raise BenchError(
-                    f"run {i} loaded {result.movies} movies, the files hold {expected_movies} "
-                    f"well-formed movie rows; loader report:\n{result.report}"
+                    f"run {i} loaded {result.movies} movies ({result.rated_movies} rated); the "
+                    f"files hold {expected_movies} well-formed movie rows ({expected_rated} "
+                    f"rated); loader report:\n{result.report}"
                 )
             runs.append(result)
     finally:

@@ -261,6 +261,7 @@ class Counts:
     by_type: dict[str, int] = field(default_factory=dict)
     rated_by_type: dict[str, int] = field(default_factory=dict)
     malformed_tconsts: list[str] = field(default_factory=list)
+    malformed_rated: int = 0
 
 
 def format_tconst(number: int) -> str:
@@ -321,6 +322,7 @@ def generate(
         "movies": counts.movies,
         "loadable_movies": counts.movies - len(counts.malformed_tconsts),
         "rated_movies": counts.rated_movies,
+        "loadable_rated_movies": counts.rated_movies - counts.malformed_rated,
         "by_type": counts.by_type,
         "rated_by_type": counts.rated_by_type,
         "malformed_tconsts": counts.malformed_tconsts,
@@ -673,6 +675,7 @@ def _chunk_text(
                 fields[2] = fields[2] + "\tPart Two"  # 10 fields: a tab inside the title
                 lines[i] = "\t".join([*fields, "Drama"])
             counts.malformed_tconsts.append(tconst_l[i])
+            counts.malformed_rated += bool(rated_l[i])
 
     rated_idx = [i for i, r in enumerate(rated_l) if r]
     ratings_text = "".join(f"{tconst_l[i]}\t{rating_l[i]}\t{votes_l[i]}\n" for i in rated_idx)

@@ -178,6 +178,7 @@ def test_manifest_counts_match_files(
     assert manifest["rated_movies"] == sum(
         1 for row in ratings if row[0] in movie_ids or row[0] in manifest["malformed_tconsts"]
     )
+    assert manifest["loadable_rated_movies"] == sum(1 for row in ratings if row[0] in movie_ids)
 
 
 def test_titles_carry_the_quirks(basics: list[list[str]], movies: list[list[str]]) -> None:
