@@ -105,7 +105,10 @@ def generate(out_dir: Path, scale: float, seed: int) -> None:
     """
     from movies.synthetic import generate as write_files
 
-    write_files(out_dir, scale=scale, seed=seed)
+    try:
+        write_files(out_dir, scale=scale, seed=seed)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to {out_dir}: {exc}") from exc
     click.echo(f"wrote {out_dir}/title.basics.tsv.gz and title.ratings.tsv.gz")
 
 
