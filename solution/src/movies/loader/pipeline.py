@@ -1,0 +1,195 @@
+"""`run_load`: fetch, parse, write and swap, timing each phase. The loader's one entry point."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg2
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from movies.db import create_engine
+from movies.loader import write
+from movies.loader.errors import LoadError
+from movies.loader.read import BASICS_COLUMNS, RATINGS_COLUMNS, TsvReader
+from movies.loader.report import LoadReport
+from movies.loader.source import SourceFiles, fetch_source
+from movies.loader.transform import (
+    BASICS_USED,
+    MOVIE_FIELDS,
+    csv_chunks,
+    drop_duplicates,
+    join_ratings,
+    select_movies,
+    select_ratings,
+    to_movie_rows,
+)
+from movies.schema import apply_schema
+
+log = logging.getLogger(__name__)
+
+
+def run_load(
+    url: str,
+    source: str,
+    *,
+    downloads: Path,
+    force: bool = False,
+    progress: bool = False,
+) -> LoadReport:
+    """Load IMDb's movies from `source` (base URL or folder) into the database at `url`.
+
+    Everything happens in one transaction under the load lock; readers see the old data until it
+    commits. A failure at any point leaves the previous data as it was.
+
+    :raise LoadInProgressError: if another load is running.
+    :raise SourceError: if the source or one of its files is missing or cannot be downloaded.
+    :raise FormatError: if a file is not an IMDb TSV file.
+    :raise ShrinkError: if the new data has under half the current movies and not `force`.
+    :raise LoadError: for any database failure, naming the step.
+    """
+    report = LoadReport(source=source)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with _database_errors("applying the schema"):
+            apply_schema(engine)
+        with _database_errors("connecting"):
+            fairy = engine.raw_connection()
+        try:
+            with _database_errors("loading"):
+                _load(fairy.driver_connection, source, downloads, force, progress, report)
+        finally:
+            fairy.close()
+    finally:
+        engine.dispose()
+    return report
+
+
+def _load(conn, source: str, downloads: Path, force: bool, progress: bool, report: LoadReport):
+    cur = conn.cursor()
+    try:
+        write.take_load_lock(cur)
+        write.configure_transaction(cur)
+        with _phase(report, "download"):
+            files = fetch_source(source, downloads, progress=progress)
+        report.basics_last_modified = files.basics.last_modified
+        report.ratings_last_modified = files.ratings.last_modified
+        with _phase(report, "parse"):
+            rows = parse_files(files, report, progress=progress)
+        report.previous_movies = write.count_live_movies(cur)
+        write.check_shrink(report.previous_movies, rows.num_rows, force=force)
+        with _phase(report, "copy"):
+            write.create_staging(cur)
+            write.copy_movies(cur, csv_chunks(rows))
+            del rows
+            report.genre_links = write.link_genres(cur)
+        with _phase(report, "index"):
+            renames = write.build_indexes(cur)
+            write.analyze(cur)
+        with _phase(report, "swap"):
+            write.swap(cur, renames)
+            write.record_load(
+                cur,
+                source=source,
+                basics_last_modified=report.basics_last_modified,
+                ratings_last_modified=report.ratings_last_modified,
+                rows_read=report.rows_read + report.ratings_rows_read,
+                movies=report.movies,
+                rated_movies=report.rated_movies,
+                genre_links=report.genre_links,
+                skipped_rows=report.skipped_rows,
+                seconds=report.total_seconds,
+            )
+            conn.commit()
+        log.info("load committed: %d movies", report.movies)
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+
+
+def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = False) -> pa.Table:
+    """Read both files into the movie rows to COPY (ratings left-joined); fill `report`."""
+    ratings_reader = TsvReader(files.ratings.path, RATINGS_COLUMNS)
+    ratings = _concat(
+        (select_ratings(batch, report) for batch in ratings_reader.batches()),
+        RATINGS_COLUMNS,
+    )
+    report.ratings_rows_read = ratings_reader.rows_read
+    report.skip("ratings: wrong number of fields", ratings_reader.bad_rows)
+    ratings = drop_duplicates(ratings, "ratings: duplicate tconst", report)
+
+    basics_reader = TsvReader(
+        files.basics.path, BASICS_COLUMNS, include=BASICS_USED, keep=("titleType", "movie")
+    )
+    batches = basics_reader.batches()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" rows", unit_scale=True, desc=files.basics.path.name, leave=False)
+    try:
+        movies = _concat(
+            (select_movies(batch, report) for batch in _counted(batches, basics_reader, bar)),
+            MOVIE_FIELDS,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    report.rows_read = basics_reader.rows_read
+    report.skip("basics: wrong number of fields", basics_reader.bad_rows)
+    movies = drop_duplicates(movies, "basics: duplicate tconst", report)
+    log.info(
+        "parsed %d basics rows, %d ratings rows: %d movies",
+        report.rows_read,
+        report.ratings_rows_read,
+        movies.num_rows,
+    )
+    return to_movie_rows(join_ratings(movies, ratings, report))
+
+
+def _counted(batches: Iterator[pa.RecordBatch], reader: TsvReader, bar) -> Iterator:
+    for batch in batches:
+        if bar is not None:
+            bar.update(reader.rows_read - bar.n)
+        yield batch
+
+
+def _concat(tables: Iterator[pa.Table], columns: tuple[str, ...]) -> pa.Table:
+    parts = list(tables)
+    if not parts:
+        return pa.table({name: pa.array([], pa.string()) for name in columns})
+    return pa.concat_tables(parts).combine_chunks()
+
+
+@contextmanager
+def _phase(report: LoadReport, name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.seconds[name] = report.seconds.get(name, 0.0) + time.perf_counter() - started
+        log.info("%s: %.2f s", name, report.seconds[name])
+
+
+@contextmanager
+def _database_errors(step: str) -> Iterator[None]:
+    """Turn driver errors into LoadError naming the step (no traceback for the user)."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        raise LoadError(f"database error while {step}: {_first_line(exc)}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise LoadError(f"database error while {step}: {_first_line(cause)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "pgerror", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,180 @@
+"""Pure transformations: IMDb string batches → validated movie and rating tables → COPY CSV.
+
+Validation is vectorised (Arrow compute). A movie row whose value cannot be converted is skipped
+and counted with the first reason that applies; nothing is guessed or clamped.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from movies.loader.report import LoadReport
+
+TCONST = r"^tt[0-9]{7,}$"
+YEAR = r"^[0-9]{1,4}$"  # smallint
+COUNT = r"^[0-9]{1,9}$"  # fits integer
+RATING = r"^(10(\.0)?|[0-9](\.[0-9])?)$"  # numeric(3, 1), IMDb's 1.0 .. 10.0
+GENRES = r"^[^,]+(,[^,]+)*$"  # comma-separated, no empty names
+
+MOVIE_FIELDS = (
+    "tconst",
+    "primaryTitle",
+    "originalTitle",
+    "isAdult",
+    "startYear",
+    "runtimeMinutes",
+    "genres",
+)
+BASICS_USED = (
+    "tconst",
+    "titleType",
+    "primaryTitle",
+    "originalTitle",
+    "isAdult",
+    "startYear",
+    "runtimeMinutes",
+    "genres",
+)
+MOVIE_COLUMNS = (
+    "id",
+    "source",
+    "title",
+    "original_title",
+    "year",
+    "runtime_minutes",
+    "rating",
+    "votes",
+    "is_adult",
+    "genres",
+)
+COPY_ROWS = 65_536
+
+
+def _flat(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _valid(values: pa.ChunkedArray | pa.Array, pattern: str, *, nullable: bool) -> pa.Array:
+    ok = pc.match_substring_regex(values, pattern)
+    return pc.fill_null(ok, nullable)
+
+
+def _keep_valid(
+    table: pa.Table, checks: list[tuple[str, pa.Array]], report: LoadReport
+) -> pa.Table:
+    """Drop rows failing a check; count each under the first failing check's reason."""
+    remaining = pa.repeat(pa.scalar(True), table.num_rows)
+    for reason, ok in checks:
+        bad = pc.and_(remaining, pc.invert(ok))
+        report.skip(reason, pc.sum(bad).as_py() or 0)
+        remaining = pc.and_(remaining, ok)
+    return table.filter(remaining)
+
+
+def select_movies(table: pa.Table | pa.RecordBatch, report: LoadReport) -> pa.Table:
+    """The valid movie rows of basics rows (titleType == "movie"), other rows dropped.
+
+    Skipped (and counted in `report`): a malformed tconst, a missing primaryTitle, an isAdult
+    other than 0/1 (`\\N` reads as not adult), a startYear or runtimeMinutes that is not a whole
+    number, an empty genre name.
+    """
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    table = table.filter(pc.equal(table["titleType"], "movie"), null_selection_behavior="drop")
+    is_flag = pc.is_in(table["isAdult"], pa.array(["0", "1"]))
+    checks = [
+        ("basics: bad tconst", _valid(table["tconst"], TCONST, nullable=False)),
+        ("basics: missing primaryTitle", pc.is_valid(table["primaryTitle"])),
+        ("basics: bad isAdult", pc.or_(pc.is_null(table["isAdult"]), is_flag)),
+        ("basics: bad startYear", _valid(table["startYear"], YEAR, nullable=True)),
+        ("basics: bad runtimeMinutes", _valid(table["runtimeMinutes"], COUNT, nullable=True)),
+        ("basics: bad genres", _valid(table["genres"], GENRES, nullable=True)),
+    ]
+    checks = [(reason, _flat(ok)) for reason, ok in checks]
+    return _keep_valid(table, checks, report).select(list(MOVIE_FIELDS))
+
+
+def select_ratings(table: pa.Table | pa.RecordBatch, report: LoadReport) -> pa.Table:
+    """The valid ratings rows; a bad tconst, rating or vote count is skipped and counted."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    checks = [
+        ("ratings: bad tconst", _valid(table["tconst"], TCONST, nullable=False)),
+        ("ratings: bad averageRating", _valid(table["averageRating"], RATING, nullable=False)),
+        ("ratings: bad numVotes", _valid(table["numVotes"], COUNT, nullable=False)),
+    ]
+    checks = [(reason, _flat(ok)) for reason, ok in checks]
+    return _keep_valid(table, checks, report)
+
+
+def drop_duplicates(table: pa.Table, reason: str, report: LoadReport) -> pa.Table:
+    """Keep the first row of each tconst (file order); count the others as skipped."""
+    ids = table["tconst"]
+    if table.num_rows == 0 or pc.count_distinct(ids).as_py() == table.num_rows:
+        return table
+    # index_in finds the first occurrence: a row is kept when that is the row itself.
+    first = pc.index_in(ids, value_set=ids.combine_chunks())
+    keep = pc.equal(first, pa.array(np.arange(table.num_rows, dtype=np.int32)))
+    kept = table.filter(keep)
+    report.skip(reason, table.num_rows - kept.num_rows)
+    return kept
+
+
+def join_ratings(movies: pa.Table, ratings: pa.Table, report: LoadReport) -> pa.Table:
+    """Left-join ratings (tconst unique) onto movies: unrated movies keep NULL; count orphans."""
+    position = pc.index_in(movies["tconst"], value_set=ratings["tconst"].combine_chunks())
+    joined = movies.append_column(
+        "averageRating", pc.take(ratings["averageRating"], position)
+    ).append_column("numVotes", pc.take(ratings["numVotes"], position))
+    report.movies = joined.num_rows
+    report.rated_movies = joined.num_rows - position.null_count
+    report.ratings_without_movie = ratings.num_rows - report.rated_movies
+    return joined
+
+
+def _array_literal(genres: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ "A,B" → '{"A","B"}' (a PostgreSQL text[] literal, every element quoted); NULL → '{}'."""
+    escaped = pc.replace_substring(genres, "\\", "\\\\")
+    escaped = pc.replace_substring(escaped, '"', '\\"')
+    quoted = pc.replace_substring(escaped, ",", '","')
+    literal = pc.binary_join_element_wise('{"', quoted, '"}', "")
+    return pc.fill_null(literal, "{}")
+
+
+def to_movie_rows(joined: pa.Table) -> pa.Table:
+    """The joined table in the column order and text form of `movie` for COPY ... CSV."""
+    n = joined.num_rows
+    adult = pc.if_else(pc.fill_null(pc.equal(joined["isAdult"], "1"), False), "t", "f")
+    return pa.table(
+        {
+            "id": joined["tconst"],
+            "source": pa.repeat(pa.scalar("imdb"), n),
+            "title": joined["primaryTitle"],
+            "original_title": joined["originalTitle"],
+            "year": joined["startYear"],
+            "runtime_minutes": joined["runtimeMinutes"],
+            "rating": joined["averageRating"],
+            "votes": joined["numVotes"],
+            "is_adult": adult,
+            "genres": _array_literal(joined["genres"]),
+        }
+    )
+
+
+def csv_chunks(table: pa.Table, rows: int = COPY_ROWS) -> Iterator[bytes]:
+    """`table` as CSV for COPY ... (FORMAT csv): strings always quoted, NULL as an empty field.
+
+    Quoting every string keeps "" (an empty title) distinct from NULL, and CSV needs no escaping
+    of backslashes, so titles round-trip byte for byte.
+    """
+    options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
+    for start in range(0, table.num_rows, rows):
+        sink = io.BytesIO()
+        pcsv.write_csv(table.slice(start, rows), sink, options)
+        yield sink.getvalue()

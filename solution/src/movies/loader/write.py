@@ -1,0 +1,274 @@
+"""Write a load into PostgreSQL: staging tables, COPY, indexes, the swap. One transaction.
+
+Every function takes a psycopg2 cursor and never commits; `run_load` owns the transaction. The
+staging tables are created inside it, so a failed or killed load leaves nothing behind and the
+previous data untouched.
+
+Indexes are never spelled out here: the staging tables get the same indexes (and primary key and
+foreign keys) as the live partitions, read from the catalog, so sql-scripts/01-schema.sql stays
+the only place they are defined. ATTACH PARTITION then adopts them instead of building new ones,
+and a CHECK (source = 'imdb') on the staging table spares it the validation scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg2
+import psycopg2.errors
+
+from movies.loader.errors import LoadError, LoadInProgressError, ShrinkError
+from movies.loader.transform import MOVIE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+LOAD_LOCK = 7_365_002  # advisory lock id: one load at a time (schema.SCHEMA_LOCK is 7_365_001)
+SWAP_LOCK_TIMEOUT = "2s"
+SWAP_ATTEMPTS = 5
+INDEX_DEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .+)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A live partition of a partitioned table and the staging table that replaces it."""
+
+    parent: str
+    live: str
+    staging: str
+
+    @property
+    def source_check(self) -> str:
+        return f"{self.staging}_source_is_imdb"
+
+
+MOVIES = Partition("movie", "movie_imdb", "movie_imdb_next")
+GENRE_LINKS = Partition("movie_genre", "movie_genre_imdb", "movie_genre_imdb_next")
+PARTITIONS = (MOVIES, GENRE_LINKS)
+
+
+@dataclass
+class Renames:
+    """Names given to staging objects, and the live names they take at the swap."""
+
+    indexes: list[tuple[str, str]] = field(default_factory=list)
+    constraints: list[tuple[str, str, str]] = field(default_factory=list)  # table, staging, live
+
+
+def take_load_lock(cur) -> None:
+    """Take the load lock for this transaction.
+
+    :raise LoadInProgressError: if another load holds it.
+    """
+    cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOAD_LOCK,))
+    if not cur.fetchone()[0]:
+        raise LoadInProgressError(
+            "another load is in progress (it holds the load lock); try again when it has finished"
+        )
+
+
+def configure_transaction(cur) -> None:
+    """Settings for a bulk load, for this transaction only."""
+    cur.execute("SET LOCAL synchronous_commit = off")
+    cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    cur.execute("SET LOCAL work_mem = '128MB'")
+    cur.execute("SET LOCAL statement_timeout = 0")
+
+
+def count_live_movies(cur) -> int:
+    cur.execute(f"SELECT count(*) FROM {MOVIES.live}")
+    return cur.fetchone()[0]
+
+
+def check_shrink(previous: int, new: int, *, force: bool) -> None:
+    """Refuse a load that would leave fewer than half of the current movies.
+
+    :raise ShrinkError: naming both counts and `--force`, unless `force`.
+    """
+    if new * 2 < previous and not force:
+        raise ShrinkError(
+            f"refusing to replace {previous:,} movies with {new:,} (less than half): the source "
+            "looks incomplete; check it, or rerun with --force to load it anyway"
+        )
+
+
+def create_staging(cur) -> None:
+    """Create the empty staging tables beside the live partitions (same columns and checks)."""
+    for part in PARTITIONS:
+        cur.execute(f"DROP TABLE IF EXISTS {part.staging}")
+        cur.execute(
+            f"CREATE TABLE {part.staging} (LIKE {part.live} INCLUDING DEFAULTS "
+            "INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION, "
+            f"CONSTRAINT {part.source_check} CHECK (source = 'imdb'))"
+        )
+
+
+class _ChunkReader:
+    """A read()-able file over an iterator of byte chunks, for copy_expert."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._pending = chunk
+        if size is None or size < 0 or size >= len(self._pending):
+            data, self._pending = self._pending, b""
+            return data
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    readline = read
+
+
+def copy_movies(cur, csv_chunks: Iterable[bytes]) -> None:
+    """COPY the movie rows (CSV in `MOVIE_COLUMNS` order) into the staging table."""
+    columns = ", ".join(MOVIE_COLUMNS)
+    cur.copy_expert(
+        f"COPY {MOVIES.staging} ({columns}) FROM STDIN WITH (FORMAT csv)",
+        _ChunkReader(csv_chunks),
+        size=1 << 20,
+    )
+
+
+def link_genres(cur) -> int:
+    """Add unknown genre names to `genre`, then fill the staging link table; return its rows."""
+    cur.execute(
+        f"INSERT INTO genre (name) SELECT DISTINCT unnest(genres) FROM {MOVIES.staging} "
+        "ORDER BY 1 ON CONFLICT (name) DO NOTHING"
+    )
+    if cur.rowcount:
+        log.info("added %d new genre names", cur.rowcount)
+    # A name repeated within one movie's list links once.
+    cur.execute(
+        f"INSERT INTO {GENRE_LINKS.staging} (movie_id, source, genre_id) "
+        "SELECT m.id, 'imdb', g.id "
+        f"FROM {MOVIES.staging} AS m "
+        "CROSS JOIN LATERAL unnest(m.genres) WITH ORDINALITY AS n(name, pos) "
+        "JOIN genre AS g ON g.name = n.name "
+        "WHERE n.pos = 1 OR n.name <> ALL (m.genres[1:n.pos - 1])"
+    )
+    return cur.rowcount
+
+
+def build_indexes(cur) -> Renames:
+    """Give each staging table the live partition's indexes, keys and foreign keys."""
+    renames = Renames()
+    for part in PARTITIONS:
+        cur.execute(
+            "SELECT i.relname, pg_get_indexdef(i.oid), c.conname, c.contype "
+            "FROM pg_index AS x JOIN pg_class AS i ON i.oid = x.indexrelid "
+            "LEFT JOIN pg_constraint AS c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid "
+            "WHERE x.indrelid = %s::regclass ORDER BY i.relname",
+            (part.live,),
+        )
+        for number, (name, definition, constraint, kind) in enumerate(cur.fetchall(), 1):
+            match = INDEX_DEF.match(definition)
+            if match is None:
+                raise LoadError(f"cannot copy index {name}: unexpected definition {definition!r}")
+            staging_name = f"{part.staging}_ix{number}"
+            unique, rest = match.groups()
+            cur.execute(f"CREATE {unique or ''}INDEX {staging_name} ON {part.staging} {rest}")
+            if constraint:
+                keyword = {"p": "PRIMARY KEY", "u": "UNIQUE"}.get(kind)
+                if keyword is None:
+                    raise LoadError(f"cannot copy constraint {constraint} of kind {kind!r}")
+                cur.execute(
+                    f"ALTER TABLE {part.staging} ADD CONSTRAINT {staging_name} "
+                    f"{keyword} USING INDEX {staging_name}"
+                )
+            renames.indexes.append((staging_name, name))
+        cur.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+            (part.live,),
+        )
+        for number, (name, definition) in enumerate(cur.fetchall(), 1):
+            staging_name = f"{part.staging}_fk{number}"
+            cur.execute(f"ALTER TABLE {part.staging} ADD CONSTRAINT {staging_name} {definition}")
+            renames.constraints.append((part.live, staging_name, name))
+    return renames
+
+
+def analyze(cur) -> None:
+    for part in PARTITIONS:
+        cur.execute(f"ANALYZE {part.staging}")
+
+
+def swap(cur, renames: Renames, *, attempts: int = SWAP_ATTEMPTS) -> None:
+    """Replace the live partitions by the staging tables, inside a savepoint.
+
+    Readers keep seeing the old rows until the transaction commits; they wait only from here to
+    the commit. If a lock cannot be had within the lock timeout, the savepoint is rolled back and
+    the swap tried again.
+
+    :raise LoadError: if the locks could not be had after `attempts` tries.
+    """
+    for attempt in range(1, attempts + 1):
+        cur.execute("SAVEPOINT swap")
+        try:
+            cur.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+            for part in PARTITIONS:
+                cur.execute(f"ALTER TABLE {part.parent} DETACH PARTITION {part.live}")
+                cur.execute(f"DROP TABLE {part.live}")
+                cur.execute(f"ALTER TABLE {part.staging} RENAME TO {part.live}")
+            for staging_name, live_name in renames.indexes:
+                cur.execute(f"ALTER INDEX {staging_name} RENAME TO {live_name}")
+            for table, staging_name, live_name in renames.constraints:
+                cur.execute(f"ALTER TABLE {table} RENAME CONSTRAINT {staging_name} TO {live_name}")
+            for part in PARTITIONS:
+                cur.execute(
+                    f"ALTER TABLE {part.parent} ATTACH PARTITION {part.live} FOR VALUES IN ('imdb')"
+                )
+                cur.execute(f"ALTER TABLE {part.live} DROP CONSTRAINT {part.source_check}")
+            cur.execute("SET LOCAL lock_timeout = 0")
+            cur.execute("RELEASE SAVEPOINT swap")
+            return
+        except psycopg2.errors.LockNotAvailable:
+            cur.execute("ROLLBACK TO SAVEPOINT swap")
+            log.warning("swap attempt %d/%d: tables busy; retrying", attempt, attempts)
+            time.sleep(0.2 * attempt)
+    raise LoadError(
+        f"could not lock the movie tables for the swap after {attempts} attempts "
+        f"({SWAP_LOCK_TIMEOUT} each); the previous data is unchanged"
+    )
+
+
+def record_load(
+    cur,
+    *,
+    source: str,
+    basics_last_modified: datetime | None,
+    ratings_last_modified: datetime | None,
+    rows_read: int,
+    movies: int,
+    rated_movies: int,
+    genre_links: int,
+    skipped_rows: int,
+    seconds: float,
+) -> None:
+    """Insert the `dataset_load` row describing this load."""
+    cur.execute(
+        "INSERT INTO dataset_load (source, basics_last_modified, ratings_last_modified, "
+        "rows_read, movies, rated_movies, genre_links, skipped_rows, seconds) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            source,
+            basics_last_modified,
+            ratings_last_modified,
+            rows_read,
+            movies,
+            rated_movies,
+            genre_links,
+            skipped_rows,
+            round(seconds, 3),
+        ),
+    )
