@@ -21,8 +21,9 @@ movies, so every quirk occurs at any scale; see `FIXED_MOVIES`):
 - titles starting with or containing a bare `"` (about 7 k lines at scale 1.0), never quoted;
 - titles that are exactly `NA`, `null`, `None`, `NaN`, `N/A`, `nan`, `NULL`, `#N/A`, `<NA>`,
   `True`, `1917`: real titles, never NULL (`\\N` never occurs inside a title);
-- a few titles holding a backslash not followed by `N` (`Love\\Hate`), which PostgreSQL's COPY
-  text format would read as an escape unless the loader escapes it;
+- a few titles holding a backslash, never followed by `N` (`Love\\Hate`, or one at the end of the
+  title, right before the tab), which PostgreSQL's COPY text format reads as an escape unless
+  the loader escapes it;
 - a few titles longer than 300 characters, commas and apostrophes in titles;
 - unicode titles: accents, combining marks, Cyrillic, Greek, CJK, Korean, Arabic and Hebrew (RTL),
   Devanagari, Thai and emoji (4-byte UTF-8);
@@ -228,6 +229,7 @@ FIXED_MOVIES: tuple[tuple, ...] = (
     ("NULL", None, 0, 2016, 80, "Sci-Fi", (3.9, 55)),
     ("#N/A", None, 0, 2017, 110, "Crime", None),
     ("Love\\Hate", None, 0, 2010, 96, "Drama,Romance", (6.6, 430)),
+    ("Ends With A Backslash\\", None, 0, 2013, 88, "Drama", (6.6, 430)),
     (" ".join(LONG_TITLE_WORDS * 3), None, 0, 1916, 12, "Comedy", (5.9, 21)),
     ("Amélie Blues", "Le fabuleux destin d'Amélie Blues", 0, 2001, 122, "Comedy", (8.3, 800000)),
     ("Spirited Away Again", "千と千尋の神隠し 2", 0, 2003, 125, "Animation,Family", (8.6, 31000)),
@@ -557,7 +559,9 @@ def _chunk_text(
     for i in np.flatnonzero((quirk_roll >= 6.3e-4) & (quirk_roll < 6.35e-4)).tolist():
         primary[i] = EMOJI_TITLES[i % len(EMOJI_TITLES)]
     for i in np.flatnonzero((quirk_roll >= 6.35e-4) & (quirk_roll < 6.36e-4)).tolist():
-        primary[i] = primary[i].replace(" ", "\\", 1) if " " in primary[i] else primary[i] + "\\"
+        head, space, rest = primary[i].partition(" ")
+        # A backslash, but never "\\N": that pair means NULL only as a whole field.
+        primary[i] = f"{head}\\{rest}" if space and not rest.startswith("N") else primary[i] + "\\"
     for i in np.flatnonzero((quirk_roll >= 6.36e-4) & (quirk_roll < 6.3605e-4)).tolist():
         words = LONG_TITLE_WORDS * 4
         primary[i] = original[i] = " ".join(words[: 60 + i % 20])
