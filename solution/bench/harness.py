@@ -71,6 +71,7 @@ def ensure_synthetic_data(scale: float, seed: int) -> tuple[Path, dict]:
     :raise BenchError: if generation fails or leaves no matching manifest.
     """
     folder = synthetic_dir(scale, seed)
+    _wait_for_other_generator(folder)
     manifest = read_manifest(folder)
     if manifest and manifest.get("scale") == scale and manifest.get("seed") == seed:
         log.info("reusing synthetic data in %s", folder)
@@ -83,6 +84,25 @@ def ensure_synthetic_data(scale: float, seed: int) -> tuple[Path, dict]:
     if result.returncode != 0 or not manifest:
         raise BenchError(f"'{' '.join(argv)}' failed (exit {result.returncode})")
     return folder, manifest
+
+
+def _wait_for_other_generator(folder: Path, timeout_s: float = 1800) -> None:
+    """Wait while another process writes this data set (its `*.tmp-PID` files, PID alive)."""
+    deadline = time.monotonic() + timeout_s
+    announced = False
+    while time.monotonic() < deadline:
+        writers = {
+            int(pid)
+            for path in folder.glob("*.tmp-*")
+            if (pid := path.name.rsplit(".tmp-", 1)[1]).isdigit() and _is_alive(int(pid))
+        }
+        if not writers:
+            return
+        if not announced:
+            log.info("waiting for process %s to finish writing %s", sorted(writers), folder)
+            announced = True
+        time.sleep(2)
+    raise BenchError(f"{folder} is still being written after {timeout_s:.0f} s")
 
 
 def _postmaster_pid(pgdata: Path) -> int | None:
