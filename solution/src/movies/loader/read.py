@@ -165,7 +165,8 @@ def open_stream(path: Path) -> BinaryIO:
     if magic == GZIP_MAGIC:
         from isal import igzip_threaded
 
-        return igzip_threaded.open(raw, "rb", threads=1)
+        raw.close()  # the gzip reader opens the file itself (and closes it)
+        return igzip_threaded.open(path, "rb", threads=1)
     if path.suffix == ".gz":
         raw.close()
         raise FormatError(f"{path}: not a gzip file (it is named .gz)")

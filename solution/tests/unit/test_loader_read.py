@@ -1,0 +1,178 @@
+"""The TSV reader and the pure transformations, on nasty hand-written files (no database)."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+
+from movies.loader import FormatError, LoadReport
+from movies.loader.read import BASICS_COLUMNS, RATINGS_COLUMNS, TsvReader
+from movies.loader.source import SourceFiles, local_file
+from movies.loader.transform import csv_chunks
+
+NASTY = Path(__file__).resolve().parents[1] / "fixtures" / "nasty"
+HEADER = "\t".join(BASICS_COLUMNS) + "\n"
+
+
+def read_all(path: Path, columns=BASICS_COLUMNS) -> tuple[TsvReader, list[dict]]:
+    reader = TsvReader(path, columns)
+    rows = [row for batch in reader.batches() for row in batch.to_pylist()]
+    return reader, rows
+
+
+def parse(folder: Path) -> tuple[list[dict], LoadReport]:
+    from movies.loader.pipeline import parse_files
+
+    report = LoadReport(source=str(folder))
+    files = SourceFiles(
+        local_file(folder, "title.basics.tsv"), local_file(folder, "title.ratings.tsv")
+    )
+    table = parse_files(files, report)
+    return sorted(table.to_pylist(), key=lambda row: row["id"]), report
+
+
+def test_reader_reads_only_backslash_n_as_null_and_keeps_quotes() -> None:
+    reader, rows = read_all(NASTY / "title.basics.tsv")
+    by_id: dict[str, dict] = {}
+    for row in rows:
+        by_id.setdefault(row["tconst"], row)
+    assert by_id["tt0000002"]["primaryTitle"] == '"'
+    assert by_id["tt0000001"]["primaryTitle"] == '"Quoted start'
+    assert by_id["tt0000004"]["primaryTitle"] == "NA"
+    assert by_id["tt0000004"]["originalTitle"] == "null"
+    assert by_id["tt0000004"]["genres"] is None
+    assert by_id["tt0000005"]["primaryTitle"] == "None"
+    assert by_id["tt0000005"]["originalTitle"] == "NaN"
+    assert by_id["tt0000006"]["primaryTitle"] == ""
+    assert by_id["tt0000006"]["originalTitle"] is None
+    assert by_id["tt0000009"]["primaryTitle"] == "C:\\path\\N and back\\\\slash \\"
+    assert by_id["tt0000010"]["primaryTitle"] == "  spaced  "
+
+
+def test_reader_skips_and_counts_rows_with_wrong_field_count_without_merging() -> None:
+    reader, rows = read_all(NASTY / "title.basics.tsv")
+    ids = [row["tconst"] for row in rows]
+    assert "tt0000011" not in ids and "tt0000014" not in ids
+    # The row after an unclosed quote is its own row, intact.
+    assert "tt0000012" in ids and "tt0000013" in ids
+    assert next(r for r in rows if r["tconst"] == "tt0000012")["genres"] == "Thriller"
+    assert reader.bad_rows == 2  # 10 fields, 8 fields
+    # An empty line reads as a row of empty strings: not a movie, dropped.
+    assert reader.rows_read == 31
+
+
+def test_reader_rejects_a_header_that_is_not_imdbs(tmp_path: Path) -> None:
+    path = tmp_path / "title.basics.tsv"
+    path.write_text(HEADER.replace("primaryTitle", "title") + "tt0000001\tmovie\n")
+    with pytest.raises(FormatError, match=r"title.basics.tsv: line 1: .*missing primaryTitle"):
+        read_all(path)
+
+
+def test_reader_rejects_columns_in_the_wrong_order(tmp_path: Path) -> None:
+    path = tmp_path / "title.ratings.tsv"
+    path.write_text("tconst\tnumVotes\taverageRating\n")
+    with pytest.raises(FormatError, match="wrong order"):
+        read_all(path, RATINGS_COLUMNS)
+
+
+def test_reader_rejects_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "title.basics.tsv.gz"
+    with gzip.open(path, "wb"):
+        pass
+    with pytest.raises(FormatError, match="file is empty"):
+        read_all(path)
+
+
+def test_reader_accepts_a_header_only_file_as_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "title.basics.tsv"
+    path.write_text(HEADER)
+    reader, rows = read_all(path)
+    assert rows == [] and reader.rows_read == 0
+
+
+def test_reader_rejects_a_truncated_gzip(tmp_path: Path) -> None:
+    data = (NASTY / "title.basics.tsv").read_bytes() * 200
+    whole = gzip.compress(data)
+    path = tmp_path / "title.basics.tsv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(FormatError, match=r"title.basics.tsv.gz: cannot read"):
+        read_all(path)
+
+
+def test_reader_rejects_binary_garbage_named_gz(tmp_path: Path) -> None:
+    path = tmp_path / "title.basics.tsv.gz"
+    path.write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(FormatError, match="not a gzip file"):
+        read_all(path)
+
+
+def test_reader_rejects_binary_garbage_as_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "title.basics.tsv"
+    path.write_bytes(b"\x00\xff\xfe garbage\n\x01\x02\n")
+    with pytest.raises(FormatError, match="header is not IMDb's"):
+        read_all(path)
+
+
+def test_reader_rejects_invalid_utf8_in_a_movie_row(tmp_path: Path) -> None:
+    path = tmp_path / "title.basics.tsv"
+    path.write_bytes(
+        HEADER.encode() + b"tt0000001\tmovie\tBad \xff byte\tx\t0\t2000\t\\N\t90\tDrama\n"
+    )
+    reader = TsvReader(path, BASICS_COLUMNS, keep=("titleType", "movie"))
+    with pytest.raises(FormatError, match=r"primaryTitle is not valid UTF-8"):
+        list(reader.batches())
+
+
+def test_parse_keeps_movies_with_converted_values_and_counts_skips() -> None:
+    rows, report = parse(NASTY)
+    ids = [row["id"] for row in rows]
+    assert "tt0000015" not in ids and "tt0000017" not in ids  # short, tvMovie
+    assert "tt12345678" in ids and "tt99999999" in ids
+    assert report.skipped == {
+        "basics: wrong number of fields": 2,
+        "basics: bad runtimeMinutes": 1,
+        "basics: bad startYear": 1,
+        "basics: bad isAdult": 1,
+        "basics: bad tconst": 2,
+        "basics: duplicate tconst": 1,
+        "basics: missing primaryTitle": 1,
+        "ratings: bad averageRating": 1,
+        "ratings: bad numVotes": 1,
+        "ratings: wrong number of fields": 1,
+        "ratings: duplicate tconst": 1,
+    }
+    assert report.rows_read == 31 and report.ratings_rows_read == 11
+    first = rows[ids.index("tt0000001")]
+    assert first["title"] == '"Quoted start' and first["rating"] == "7.5"
+    assert rows[ids.index("tt0000003")]["rating"] == "10.0"  # the first of two ratings rows
+    assert rows[ids.index("tt0000004")]["rating"] is None  # its ratings row was bad
+    assert rows[ids.index("tt0000027")]["is_adult"] == "f"  # isAdult \N
+    assert rows[ids.index("tt0000025")]["is_adult"] == "t"
+    assert report.movies == len(rows) == 17
+    # tt9999999 and the short tt0000015 have ratings but no movie row.
+    assert report.ratings_without_movie == 2
+
+
+def test_copy_csv_keeps_empty_strings_distinct_from_null_and_quotes_quotes() -> None:
+    import pyarrow as pa
+
+    table = pa.table({"a": ["", None, '"', 'x"y', "back\\slash"], "b": ["1", "2", None, "4", "5"]})
+    text = b"".join(csv_chunks(table, rows=2)).decode()
+    assert text.splitlines() == ['"","1"', ',"2"', '"""",', '"x""y","4"', '"back\\slash","5"']
+
+
+def test_genres_become_quoted_array_literals() -> None:
+    rows, _ = parse(NASTY)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["tt0000003"]["genres"] == '{"Action","Adventure","Sci-Fi"}'
+    assert by_id["tt0000004"]["genres"] == "{}"
+
+
+def test_plain_and_gzip_files_read_the_same(tmp_path: Path) -> None:
+    for name in ("title.basics.tsv", "title.ratings.tsv"):
+        with open(NASTY / name, "rb") as src, gzip.open(tmp_path / (name + ".gz"), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    assert parse(tmp_path)[0] == parse(NASTY)[0]
