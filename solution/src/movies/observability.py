@@ -119,26 +119,29 @@ def init_app(app: Flask, settings: Settings | None = None) -> None:
 
 def _start_request() -> None:
     g.request_started = time.perf_counter()
-    g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    g.request_id = request_id_from(request.environ.get("HTTP_X_REQUEST_ID"))
 
 
 def _finish_request(response: Response) -> Response:
-    request_id = g.get("request_id") or request_id_from(None)
+    context = g._get_current_object()
+    request_id = getattr(context, "request_id", None) or request_id_from(None)
     response.headers[REQUEST_ID_HEADER] = request_id
     if log.isEnabledFor(logging.INFO):
-        started = g.get("request_started")
+        started = getattr(context, "request_started", None)
         duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else 0.0
-        path = _CONTROL_CHARACTERS.sub(_escape, request.full_path.rstrip("?"))
+        method, path, status = request.method, request.full_path.rstrip("?"), response.status_code
+        if not path.isprintable():
+            path = _CONTROL_CHARACTERS.sub(_escape, path)
         log.info(
             "%s %s %s %.2fms",
-            request.method,
+            method,
             path,
-            response.status_code,
+            status,
             duration_ms,
             extra={
-                "method": request.method,
+                "method": method,
                 "path": path,
-                "status": response.status_code,
+                "status": status,
                 "duration_ms": duration_ms,
                 "request_id": request_id,
             },
