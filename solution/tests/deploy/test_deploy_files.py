@@ -247,4 +247,7 @@ def test_image_wheel_ships_the_sql_scripts(tmp_path: Path) -> None:
     sources = {f"movies/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")}
     assert sources - names == set()
     assert "movies/openapi.yaml" in names
+    # `movies demo` and the CI smoke run load the bundled demo files from the image
+    demo = {f"movies/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.glob("demo_data/*")}
+    assert demo and demo - names == set()
     assert not any("__pycache__" in name or "tests/" in name for name in names)
