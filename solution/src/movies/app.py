@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, request
 
 from movies import observability
 from movies.api import views
@@ -44,9 +45,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
     )
     db.init_app(app)
-    with app.app_context():
-        # An empty database works: the schema scripts are idempotent and serialised by a lock.
-        _apply_schema_if_permitted(db.engine)
+    # An empty database works: the schema scripts are idempotent and serialised by a lock.
+    _apply_schema_now_or_on_first_request(app)
     app.extensions["movies.genres"] = GenreVocabulary()
     app.teardown_appcontext(close_connection)
 
@@ -71,3 +71,31 @@ def _apply_schema_if_permitted(engine: sa.Engine) -> None:
         if getattr(exc.orig, "pgcode", None) != "42501":  # insufficient_privilege
             raise
         log.info("schema left as it is: this database role may not change it")
+
+
+def _apply_schema_now_or_on_first_request(app: Flask) -> None:
+    """Apply the schema at start; if the database is unreachable then, keep coming up.
+
+    /healthz answers meanwhile and every other route is a fast 503 until a request finds the
+    database, applies the schema, and serves normally from then on.
+    """
+    state = {"pending": True}
+    lock = threading.Lock()
+
+    def apply() -> None:
+        with lock:
+            if state["pending"]:
+                _apply_schema_if_permitted(db.engine)
+                state["pending"] = False
+
+    try:
+        with app.app_context():
+            apply()
+        return
+    except sa.exc.OperationalError as exc:
+        log.error("database unreachable at start; retrying on requests: %s", exc.orig)
+
+    @app.before_request
+    def apply_pending_schema() -> None:
+        if state["pending"] and request.endpoint != "movies.healthz":
+            apply()

@@ -142,3 +142,21 @@ def test_post_with_writes_disabled_is_403(client: FlaskClient) -> None:
         client.post("/movies", json={"title": "x"}, headers={"Authorization": "Bearer x"}), 403
     )
     assert "MOVIES_API_TOKENS" in body["detail"]
+
+
+def test_unreachable_database_is_a_fast_503() -> None:
+    import time
+
+    from movies.app import create_app
+    from movies.config import Settings
+
+    # Port 9 on localhost: nothing listens, the connection is refused at once.
+    settings = Settings(database_url="postgresql://nobody@127.0.0.1:9/none", secret_key="k")
+    app = create_app(settings)
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    for path in ["/movies", "/movies/tt0111161", "/readyz", "/genres", "/dataset"]:
+        started = time.monotonic()
+        body = assert_problem(client.get(path), 503)
+        assert time.monotonic() - started < 2
+        assert "nobody" not in body["detail"] and "127.0.0.1" not in body["detail"]
