@@ -20,6 +20,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+from isal import isal_zlib
 
 from movies.loader.errors import FormatError
 
@@ -112,7 +113,7 @@ class TsvReader:
             if "Empty CSV file" in str(exc):
                 return  # header only: no rows
             raise FormatError(f"{self.path}: cannot parse: {exc}") from exc
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, isal_zlib.error) as exc:
             raise FormatError(f"{self.path}: cannot read: {exc}") from exc
         finally:
             stream.close()
