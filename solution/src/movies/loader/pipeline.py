@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -115,25 +116,50 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
 
 
 def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = False) -> pa.Table:
-    """Read both files into the movie rows to COPY (ratings left-joined); fill `report`."""
-    ratings_reader = TsvReader(files.ratings.path, RATINGS_COLUMNS)
-    ratings = _concat(
-        (select_ratings(batch, report) for batch in ratings_reader.batches()),
-        RATINGS_COLUMNS,
-    )
-    report.ratings_rows_read = ratings_reader.rows_read
-    report.skip("ratings: wrong number of fields", ratings_reader.bad_rows)
-    ratings = drop_duplicates(ratings, "ratings: duplicate tconst", report)
+    """Read both files into the movie rows to COPY (ratings left-joined); fill `report`.
 
+    The ratings file is read on a second thread while this one reads the basics file (Arrow's
+    parser and the decompressor release the GIL).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ratings") as pool:
+        ratings_future = pool.submit(_read_ratings, files.ratings.path)
+        movies = _read_movies(files.basics.path, report, progress=progress)
+        ratings, ratings_report = ratings_future.result()
+    report.ratings_rows_read = ratings_report.ratings_rows_read
+    for reason, count in ratings_report.skipped.items():
+        report.skip(reason, count)
+    log.info(
+        "parsed %d basics rows, %d ratings rows: %d movies",
+        report.rows_read,
+        report.ratings_rows_read,
+        movies.num_rows,
+    )
+    return to_movie_rows(join_ratings(movies, ratings, report))
+
+
+def _read_ratings(path: Path) -> tuple[pa.Table, LoadReport]:
+    """The valid, de-duplicated ratings rows, and a report holding only the ratings' counts."""
+    report = LoadReport(source=str(path))
+    reader = TsvReader(path, RATINGS_COLUMNS)
+    ratings = _concat(
+        (select_ratings(batch, report) for batch in reader.batches()), RATINGS_COLUMNS
+    )
+    report.ratings_rows_read = reader.rows_read
+    report.skip("ratings: wrong number of fields", reader.bad_rows)
+    return drop_duplicates(ratings, "ratings: duplicate tconst", report), report
+
+
+def _read_movies(path: Path, report: LoadReport, *, progress: bool) -> pa.Table:
+    """The valid, de-duplicated movie rows of the basics file; counts go to `report`."""
     basics_reader = TsvReader(
-        files.basics.path, BASICS_COLUMNS, include=BASICS_USED, keep=("titleType", "movie")
+        path, BASICS_COLUMNS, include=BASICS_USED, keep=("titleType", "movie")
     )
     batches = basics_reader.batches()
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(unit=" rows", unit_scale=True, desc=files.basics.path.name, leave=False)
+        bar = tqdm(unit=" rows", unit_scale=True, desc=path.name, leave=False)
     try:
         movies = _concat(
             (select_movies(batch, report) for batch in _counted(batches, basics_reader, bar)),
@@ -144,14 +170,7 @@ def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = Fals
             bar.close()
     report.rows_read = basics_reader.rows_read
     report.skip("basics: wrong number of fields", basics_reader.bad_rows)
-    movies = drop_duplicates(movies, "basics: duplicate tconst", report)
-    log.info(
-        "parsed %d basics rows, %d ratings rows: %d movies",
-        report.rows_read,
-        report.ratings_rows_read,
-        movies.num_rows,
-    )
-    return to_movie_rows(join_ratings(movies, ratings, report))
+    return drop_duplicates(movies, "basics: duplicate tconst", report)
 
 
 def _counted(batches: Iterator[pa.RecordBatch], reader: TsvReader, bar) -> Iterator:

@@ -116,7 +116,7 @@ def select_ratings(table: pa.Table | pa.RecordBatch, report: LoadReport) -> pa.T
 def drop_duplicates(table: pa.Table, reason: str, report: LoadReport) -> pa.Table:
     """Keep the first row of each tconst (file order); count the others as skipped."""
     ids = table["tconst"]
-    if table.num_rows == 0 or pc.count_distinct(ids).as_py() == table.num_rows:
+    if table.num_rows < 2 or _strictly_ascending(ids):
         return table
     # index_in finds the first occurrence: a row is kept when that is the row itself.
     first = pc.index_in(ids, value_set=ids.combine_chunks())
@@ -124,6 +124,22 @@ def drop_duplicates(table: pa.Table, reason: str, report: LoadReport) -> pa.Tabl
     kept = table.filter(keep)
     report.skip(reason, table.num_rows - kept.num_rows)
     return kept
+
+
+def _strictly_ascending(ids: pa.ChunkedArray | pa.Array) -> bool:
+    """True if the tconsts ascend numerically (IMDb's order), which rules out duplicates cheaply.
+
+    Valid tconsts are "tt" and digits, so numeric order is (length, text) order.
+    """
+    ids = _flat(ids)
+    lengths = pc.binary_length(ids)
+    before, after = ids.slice(0, len(ids) - 1), ids.slice(1)
+    len_before, len_after = lengths.slice(0, len(ids) - 1), lengths.slice(1)
+    ascending = pc.or_(
+        pc.less(len_before, len_after),
+        pc.and_(pc.equal(len_before, len_after), pc.less(before, after)),
+    )
+    return pc.all(ascending).as_py() is True
 
 
 def join_ratings(movies: pa.Table, ratings: pa.Table, report: LoadReport) -> pa.Table:
