@@ -32,6 +32,7 @@ Order and keyset pagination
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import operator
@@ -41,8 +42,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from movies.tables import movie
+
+DIALECT = postgresql.psycopg2.dialect()
 
 MAX_SORT_KEYS = 3
 MAX_LIMIT = 100
@@ -225,17 +229,22 @@ def keyset_of_row(sort: Sequence[SortKey], row: Sequence[Any]) -> Keyset:
     return Keyset(tuple(row[SORT_VALUE_COLUMN[key.name]] for key in sort), row[0])
 
 
-def filter_conditions(query: MovieQuery) -> list[sa.ColumnElement[bool]]:
-    """The WHERE conditions of the filters (no keyset)."""
+def _conditions(genres: Any, ranges: Sequence[tuple[str, Any]], include_adult: bool) -> list:
     conditions: list[sa.ColumnElement[bool]] = []
-    if query.genres:
-        conditions.append(movie.c.genres.contains(list(query.genres)))
-    for name, value in query.ranges:
+    if genres is not None:
+        conditions.append(movie.c.genres.contains(genres))
+    for name, value in ranges:
         spec = FILTERS[name]
         conditions.append(spec.op(spec.column, value))
-    if not query.include_adult:
+    if not include_adult:
         conditions.append(movie.c.is_adult.is_(False))
     return conditions
+
+
+def filter_conditions(query: MovieQuery) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of the filters (no keyset)."""
+    genres = list(query.genres) if query.genres else None
+    return _conditions(genres, query.ranges, query.include_adult)
 
 
 def order_by(sort: Sequence[SortKey]) -> list[sa.ColumnElement[Any]]:
@@ -291,9 +300,7 @@ def keyset_branches(sort: Sequence[SortKey], keyset: Keyset) -> list[sa.ColumnEl
         if value is None:
             return [sa.and_(first.column.is_(None), _beyond(movie.c.id, keyset.id, descending))]
         row = sa.tuple_(first.column, movie.c.id)
-        bound = sa.tuple_(
-            sa.literal(value, first.column.type), sa.literal(keyset.id, movie.c.id.type)
-        )
+        bound = sa.tuple_(_bound(value, first.column), _bound(keyset.id, movie.c.id))
         branches = [row < bound if descending else row > bound]
         if first.nullable:
             branches.append(first.column.is_(None))
@@ -307,23 +314,77 @@ def keyset_branches(sort: Sequence[SortKey], keyset: Keyset) -> list[sa.ColumnEl
     return branches
 
 
+def _bound(value: Any, column: sa.Column) -> Any:
+    return value if isinstance(value, sa.BindParameter) else sa.literal(value, column.type)
+
+
+def _list_select(
+    conditions: list, sort: Sequence[SortKey], after: Keyset | None, fetch: Any
+) -> sa.Executable:
+    ordering = order_by(sort)
+    if after is None:
+        return sa.select(*MOVIE_COLUMNS).where(*conditions).order_by(*ordering).limit(fetch)
+    branches = [
+        sa.select(*MOVIE_COLUMNS).where(*conditions, branch).order_by(*ordering).limit(fetch)
+        for branch in keyset_branches(sort, after)
+    ]
+    if len(branches) == 1:
+        return branches[0]
+    return sa.union_all(*branches).limit(fetch)
+
+
 def list_statement(query: MovieQuery, after: Keyset | None = None) -> sa.Executable:
     """SELECT the page after `after` (or the first page), fetching limit + 1 rows.
 
     The extra row tells the caller whether there is a next page.
     """
-    fetch = query.limit + 1
-    conditions = filter_conditions(query)
-    ordering = order_by(query.sort)
-    if after is None:
-        return sa.select(*MOVIE_COLUMNS).where(*conditions).order_by(*ordering).limit(fetch)
-    branches = [
-        sa.select(*MOVIE_COLUMNS).where(*conditions, branch).order_by(*ordering).limit(fetch)
-        for branch in keyset_branches(query.sort, after)
-    ]
-    if len(branches) == 1:
-        return branches[0]
-    return sa.union_all(*branches).limit(fetch)
+    return _list_select(filter_conditions(query), query.sort, after, query.limit + 1)
+
+
+def list_sql(query: MovieQuery, after: Keyset | None = None) -> tuple[str, dict[str, Any]]:
+    """`list_statement` as SQL text and parameters for the driver, compiled once per shape.
+
+    The shape (which filters, the sort, which cursor values are NULL) decides the SQL; values
+    are parameters. Building and compiling a Core statement costs far more than running it, so
+    each shape is compiled once per process and reused.
+    """
+    shape = (
+        bool(query.genres),
+        tuple(name for name, _ in query.ranges),
+        query.include_adult,
+        query.sort,
+        None if after is None else tuple(value is None for value in after.values),
+    )
+    params: dict[str, Any] = {"fetch": query.limit + 1, **dict(query.ranges)}
+    if query.genres:
+        params["genres"] = list(query.genres)
+    if after is not None:
+        params["after_id"] = after.id
+        for index, value in enumerate(after.values):
+            params[f"after_{index}"] = value
+    return _compile_list(shape), params
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_list(shape: tuple) -> str:
+    has_genres, range_names, include_adult, sort, null_values = shape
+    genres = sa.bindparam("genres", type_=movie.c.genres.type) if has_genres else None
+    ranges = [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names]
+    after = None
+    if null_values is not None:
+        values = tuple(
+            None if is_null else sa.bindparam(f"after_{index}", type_=key.column.type)
+            for index, (key, is_null) in enumerate(zip(sort, null_values, strict=True))
+        )
+        after = Keyset(values, sa.bindparam("after_id", type_=movie.c.id.type))  # type: ignore[arg-type]
+    fetch = sa.bindparam("fetch", type_=sa.Integer)
+    statement = _list_select(_conditions(genres, ranges, include_adult), sort, after, fetch)
+    return statement.compile(dialect=DIALECT).string
+
+
+def movie_by_id_sql() -> str:
+    """SQL text selecting one movie by `%(movie_id)s`."""
+    return _MOVIE_BY_ID
 
 
 def count_statement(query: MovieQuery) -> sa.Select:
@@ -334,3 +395,11 @@ def count_statement(query: MovieQuery) -> sa.Select:
 def estimate_statement(query: MovieQuery) -> sa.Select:
     """The statement whose EXPLAIN row estimate stands for the count."""
     return sa.select(movie.c.id).where(*filter_conditions(query))
+
+
+_MOVIE_BY_ID = (
+    sa.select(*MOVIE_COLUMNS)
+    .where(movie.c.id == sa.bindparam("movie_id", type_=movie.c.id.type))
+    .compile(dialect=DIALECT)
+    .string
+)

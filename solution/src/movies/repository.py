@@ -15,7 +15,6 @@ from movies import query as q
 from movies.tables import (
     dataset_load,
     genre,
-    movie,
     movie_genre,
     movie_genre_user,
     movie_imdb,
@@ -27,7 +26,8 @@ def list_movies(
     conn: sa.Connection, query: q.MovieQuery, after: q.Keyset | None = None
 ) -> tuple[list[sa.Row], q.Keyset | None]:
     """One page of movies after `after`, and the keyset of the next page (None on the last page)."""
-    rows = conn.execute(q.list_statement(query, after)).all()
+    sql, params = q.list_sql(query, after)
+    rows = conn.exec_driver_sql(sql, params).all()
     if len(rows) <= query.limit:
         return rows, None
     del rows[query.limit :]
@@ -52,8 +52,7 @@ def estimate_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
 
 def get_movie(conn: sa.Connection, movie_id: str) -> sa.Row | None:
     """The movie with this id, or None."""
-    statement = sa.select(*q.MOVIE_COLUMNS).where(movie.c.id == movie_id).limit(1)
-    return conn.execute(statement).first()
+    return conn.exec_driver_sql(q.movie_by_id_sql(), {"movie_id": movie_id}).first()
 
 
 def imdb_id_taken(conn: sa.Connection, imdb_id: str) -> bool:

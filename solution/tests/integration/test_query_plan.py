@@ -137,3 +137,17 @@ def test_multi_key_sort_is_exact_on_ties(big_engine: sa.Engine) -> None:
             got.extend(rows)
             keyset = q.keyset_of_row(query.sort, rows[-1])
     assert [r.id for r in got[:400]] == [r.id for r in expected]
+
+
+@pytest.mark.parametrize("sort", ["-rating", "year,-votes", "title"])
+def test_precompiled_sql_returns_what_the_statement_returns(
+    big_engine: sa.Engine, sort: str
+) -> None:
+    query = q.MovieQuery(sort=q.parse_sort(sort), ranges=(("runtime_gte", 100),), limit=30)
+    with big_engine.connect() as conn:
+        for offset in (0, 500, 20_000):
+            keyset = page_keyset(big_engine, query, offset) if offset else None
+            sql, params = q.list_sql(query, keyset)
+            from_text = conn.exec_driver_sql(sql, params).all()
+            from_statement = conn.execute(q.list_statement(query, keyset)).all()
+            assert from_text == from_statement and len(from_text) == 31

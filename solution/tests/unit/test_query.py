@@ -133,3 +133,17 @@ def test_keyset_json_round_trip_keeps_decimal_exact() -> None:
     keys = q.parse_sort("-rating,year")
     keyset = q.Keyset((Decimal("8.7"), None), "tt0000001")
     assert q.keyset_from_json(keys, q.keyset_to_json(keyset), keyset.id) == keyset
+
+
+def test_list_sql_is_compiled_once_per_shape() -> None:
+    sort = q.parse_sort("-rating,title")
+    one = q.MovieQuery(genres=("Action",), ranges=(("year_gte", 1990),), sort=sort, limit=5)
+    two = q.MovieQuery(genres=("Drama", "War"), ranges=(("year_gte", 2001),), sort=sort, limit=50)
+    sql_one, params_one = q.list_sql(one, q.Keyset((Decimal("8.7"), "NA"), "tt0000001"))
+    sql_two, params_two = q.list_sql(two, q.Keyset((Decimal("1.0"), '"'), "tt12345678"))
+    assert sql_one is sql_two
+    assert params_one["genres"] == ["Action"] and params_two["genres"] == ["Drama", "War"]
+    assert params_two["fetch"] == 51 and params_two["after_1"] == '"'
+    sql_null, _ = q.list_sql(one, q.Keyset((None, "NA"), "tt0000001"))
+    assert sql_null != sql_one and "movie.rating IS NULL" in sql_null
+    assert "OFFSET" not in sql_one.upper()

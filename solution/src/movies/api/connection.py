@@ -2,8 +2,8 @@
 
 `db` is created unbound and bound in the app factory. A request takes at most one pooled
 connection, lazily (so /healthz never touches the database), and returns it at teardown.
-Reads run in autocommit mode: one round trip per statement, no BEGIN/ROLLBACK. Writes use a
-normal connection and an explicit transaction.
+The engine runs in autocommit mode, so a read is one round trip per statement (no BEGIN, no
+ROLLBACK). A write request switches its connection to a real transaction and commits it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def engine_options(settings: Settings) -> dict:
     )
     return {
         "pool_pre_ping": True,
+        # Reads are single statements: autocommit spares a BEGIN and a ROLLBACK round trip each.
+        "isolation_level": "AUTOCOMMIT",
         "pool_size": settings.gunicorn_threads,
         "max_overflow": settings.gunicorn_threads,
         "connect_args": {"options": options, "connect_timeout": settings.db_connect_timeout_s},
@@ -45,8 +47,9 @@ def get_connection(*, write: bool = False) -> sa.Connection:
     conn = g.get("db_connection")
     if conn is None:
         conn = db.engine.connect()
-        if not write:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
+        if write:
+            # A real transaction; the pool puts the connection back in autocommit afterwards.
+            conn.execution_options(isolation_level="READ COMMITTED")
         g.db_connection = conn
     return conn
 
