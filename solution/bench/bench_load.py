@@ -8,9 +8,13 @@ only when absent or incomplete), then runs `movies load --source DIR --force` as
 - peak RSS of the loader's process tree (sampled every 20 ms with psutil; the sum over the loader
   and any worker processes it starts) and the peak RSS of its largest single process as the
   kernel counts it (`/usr/bin/time -f %M`, when available);
+- the loader process's CPU seconds (user + system, `/usr/bin/time`), which machine load
+  disturbs less than wall time, and the 1-minute load average when the run ended;
 - the loader's own per-phase seconds, parsed from the report it prints.
 
-The PostgreSQL server is not part of the loader's process tree: its memory is not counted.
+The PostgreSQL server is not part of the loader's process tree: its memory is not counted. For
+the embedded server, the CPU seconds its processes used during each run are shown beside the
+loader's (COPY parsing, index builds and parallel workers run there).
 
 Without DATABASE_URL the loads go to a dedicated embedded PostgreSQL in .data/bench-load/ (started
 before the first run so that no run pays for the server start, stopped at the end if this run
@@ -74,6 +78,9 @@ class Run:
     wall_s: float
     tree_rss_mib: float
     process_rss_mib: float | None
+    cpu_s: float | None
+    load_average: float
+    server_cpu_s: float | None = None
     phases: dict[str, float] = field(default_factory=dict)
     movies: int | None = None
     rated_movies: int | None = None
@@ -139,7 +146,31 @@ def last_load(url: str) -> tuple[int | None, int | None, int | None]:
     return (None, None, None) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
-def run_once(folder: Path, env: dict[str, str], url: str) -> Run:
+def server_cpu_seconds(pgdata: Path | None) -> float | None:
+    """CPU seconds used so far by the PostgreSQL server in `pgdata` and its backends.
+
+    The postmaster's own time, plus what its exited children (backends, parallel workers) used,
+    plus what its live children have used. None when the server is not local or not readable.
+    """
+    if pgdata is None:
+        return None
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        postmaster = psutil.Process(pid)
+        times = postmaster.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in postmaster.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+            except psutil.Error:
+                continue
+            total += child_times.user + child_times.system
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return total
+
+
+def run_once(folder: Path, env: dict[str, str], url: str, pgdata: Path | None = None) -> Run:
     """Run `movies load --source folder --force` once and measure it.
 
     :raise BenchError: if the load fails.
@@ -149,7 +180,8 @@ def run_once(folder: Path, env: dict[str, str], url: str) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         time_out = Path(tmp) / "time.txt"
         if time_bin.exists():
-            argv = [str(time_bin), "-f", "%M", "-o", str(time_out), *argv]
+            argv = [str(time_bin), "-f", "%M %U %S", "-o", str(time_out), *argv]
+        server_before = server_cpu_seconds(pgdata)
         started = time.perf_counter()
         child = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -157,10 +189,12 @@ def run_once(folder: Path, env: dict[str, str], url: str) -> Run:
         with TreeMemorySampler(child.pid) as sampler:
             stdout, stderr = child.communicate()
         wall = time.perf_counter() - started
-        process_kib = None
-        if time_out.exists():
-            text = time_out.read_text().strip().splitlines()
-            process_kib = int(text[-1]) if text and text[-1].isdigit() else None
+        server_after = server_cpu_seconds(pgdata)
+        process_kib = cpu_s = None
+        lines = time_out.read_text().strip().splitlines() if time_out.exists() else []
+        if lines and re.fullmatch(r"[0-9]+ [0-9.]+ [0-9.]+", lines[-1]):
+            kib, user, system = lines[-1].split()
+            process_kib, cpu_s = int(kib), float(user) + float(system)
     if child.returncode != 0:
         raise BenchError(
             f"'{' '.join(argv)}' failed (exit {child.returncode}):\n{stderr.strip()[-2000:]}"
@@ -170,6 +204,11 @@ def run_once(folder: Path, env: dict[str, str], url: str) -> Run:
         wall_s=wall,
         tree_rss_mib=sampler.peak_bytes / 2**20,
         process_rss_mib=None if process_kib is None else process_kib / 1024,
+        cpu_s=cpu_s,
+        load_average=os.getloadavg()[0],
+        server_cpu_s=(
+            None if server_before is None or server_after is None else server_after - server_before
+        ),
         phases=parse_phases(stdout),
         movies=movies,
         rated_movies=rated_movies,
@@ -208,47 +247,32 @@ def machine_summary(url: str) -> list[str]:
 
 
 def render_table(runs: list[Run]) -> list[str]:
-    """Markdown table: one row per run and the median, phases as columns."""
+    """Markdown table: one row per run and the median of each column, phases as columns."""
     phase_names: list[str] = []
     for run in runs:
         phase_names += [name for name in run.phases if name not in phase_names]
-    header = ["run", "wall s", "tree RSS MiB", "process RSS MiB", "movies", "skipped"]
-    header += [f"{name} s" for name in phase_names]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-
-    def cells(label: str, wall, tree, proc, movies, skipped, phases) -> str:
-        values = [label, _fmt(wall, 2), _fmt(tree, 0), _fmt(proc, 0), _fmt(movies), _fmt(skipped)]
-        values += [_fmt(phases.get(name), 2) for name in phase_names]
-        return "| " + " | ".join(values) + " |"
-
+    columns = [
+        ("wall s", lambda r: r.wall_s, 2),
+        ("tree RSS MiB", lambda r: r.tree_rss_mib, 0),
+        ("process RSS MiB", lambda r: r.process_rss_mib, 0),
+        ("loader CPU s", lambda r: r.cpu_s, 1),
+        ("server CPU s", lambda r: r.server_cpu_s, 1),
+        ("load avg", lambda r: r.load_average, 1),
+        ("movies", lambda r: r.movies, None),
+        ("skipped", lambda r: r.skipped, None),
+    ]
+    columns += [(f"{name} s", lambda r, n=name: r.phases.get(n), 2) for name in phase_names]
+    lines = [
+        "| run | " + " | ".join(c[0] for c in columns) + " |",
+        "|---:|" + "---:|" * len(columns),
+    ]
     for i, run in enumerate(runs, 1):
-        lines.append(
-            cells(
-                str(i),
-                run.wall_s,
-                run.tree_rss_mib,
-                run.process_rss_mib,
-                run.movies,
-                run.skipped,
-                run.phases,
-            )
-        )
-    median_phases = {
-        name: statistics.median(r.phases[name] for r in runs if name in r.phases)
-        for name in phase_names
-    }
-    process = [r.process_rss_mib for r in runs if r.process_rss_mib is not None]
-    lines.append(
-        cells(
-            "**median**",
-            statistics.median(r.wall_s for r in runs),
-            statistics.median(r.tree_rss_mib for r in runs),
-            statistics.median(process) if process else None,
-            runs[-1].movies,
-            runs[-1].skipped,
-            median_phases,
-        )
-    )
+        lines.append(f"| {i} | " + " | ".join(_fmt(get(run), d) for _, get, d in columns) + " |")
+    medians = []
+    for _, get, digits in columns:
+        values = [v for v in map(get, runs) if v is not None]
+        medians.append(_fmt(statistics.median(values) if values else None, digits))
+    lines.append("| **median** | " + " | ".join(medians) + " |")
     return lines
 
 
@@ -256,7 +280,7 @@ def _fmt(value: float | int | None, digits: int | None = None) -> str:
     if value is None:
         return "-"
     if digits is None:
-        return f"{value:,}"
+        return f"{round(value):,}"
     return f"{value:,.{digits}f}"
 
 
@@ -287,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
         lines = machine_summary(url)
         for i in range(1, args.runs + 1):
             log.info("run %d/%d: movies load --source %s --force", i, args.runs, folder)
-            result = run_once(folder, env, url)
+            result = run_once(folder, env, url, None if database is None else database.pgdata)
             log.info(
                 "run %d: %.2f s wall, %.0f MiB peak RSS (tree)",
                 i,
