@@ -160,3 +160,40 @@ def test_unreachable_database_is_a_fast_503() -> None:
         body = assert_problem(client.get(path), 503)
         assert time.monotonic() - started < 2
         assert "nobody" not in body["detail"] and "127.0.0.1" not in body["detail"]
+
+
+def test_statement_timeout_is_503(
+    seeded_database: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from movies import repository
+    from movies.api.connection import db
+    from movies.app import create_app
+    from movies.config import Settings
+
+    app = create_app(
+        Settings(database_url=seeded_database[0], secret_key="k", statement_timeout_ms=50)
+    )
+
+    def slow_count(conn: sa.Connection, query: object) -> int:
+        return conn.execute(sa.text("SELECT count(*) FROM pg_sleep(1)")).scalar_one()
+
+    monkeypatch.setattr(repository, "count_movies", slow_count)
+    body = assert_problem(app.test_client().get("/movies?count=exact"), 503)
+    assert "too long" in body["detail"]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_unexpected_exception_is_500_without_details(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movies import repository
+
+    def broken(conn: object, movie_id: str) -> None:
+        raise RuntimeError("secret internals at /srv/app")
+
+    monkeypatch.setattr(repository, "get_movie", broken)
+    body = assert_problem(client.get("/movies/tt0000001"), 500)
+    assert "secret" not in body["detail"] and "/srv" not in body["detail"]

@@ -40,6 +40,11 @@ def _page_url(cursor: str | None) -> str:
     return request.path + (f"?{urlencode(pairs)}" if pairs else "")
 
 
+def _self_url() -> str:
+    query_string = request.query_string.decode("latin-1")
+    return f"{request.path}?{query_string}" if query_string else request.path
+
+
 @bp.get("/movies")
 def list_movies() -> Response:
     """List movies: filters, sort, keyset pagination. :raise 400: on any bad parameter."""
@@ -61,7 +66,7 @@ def list_movies() -> Response:
     body: dict[str, Any] = {
         "items": [movie_json(row) for row in rows],
         "next_cursor": next_cursor,
-        "links": {"self": _page_url(request.args.get("cursor")), "next": next_url},
+        "links": {"self": _self_url(), "next": next_url},
     }
     if parsed.count == "exact":
         body["total"] = repository.count_movies(conn, parsed.query)
