@@ -23,7 +23,9 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import logging
 import os
 import platform
@@ -34,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,7 +72,7 @@ QUICK = {"scale": 0.05, "duration": 3, "runs": 1}
 DEFAULTS = {"scale": 1.0, "duration": 10, "runs": 3}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Shape:
     """One URL to measure: a label for the table and the path with its query string."""
 
@@ -81,7 +82,7 @@ class Shape:
     skipped: str | None = None  # why the URL is not measured
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class WrkResult:
     """What one wrk run measured."""
 
@@ -221,7 +222,7 @@ def prepare_shapes(base_url: str, deep_pages: int) -> tuple[list[Shape], bytes]:
 
 
 def machine_summary() -> list[str]:
-    """nproc, CPU model, RAM, load average: what the figures were measured on."""
+    """nproc, CPU model, RAM, load average now: what the figures were measured on."""
     model = platform.processor() or "unknown CPU"
     memory = "unknown"
     try:
@@ -303,6 +304,7 @@ def measure(
 
 def run(args: argparse.Namespace) -> int:
     """Set up, measure, print; always stop what was started. Return the exit status."""
+    machine = machine_summary()
     folder, manifest = ensure_synthetic_data(args.scale, args.seed)
     data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
     database = EmbeddedDatabase(data_dir)
@@ -350,8 +352,9 @@ def run(args: argparse.Namespace) -> int:
     wrk_template = " ".join(wrk_argv("URL", args.duration, args.connections, args.threads))
     print()
     print(f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
-    for line in machine_summary():
+    for line in machine:
         print(line)
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(gunicorn_summary())
     print(f"API: {' '.join(api.argv)}")
     print(f"ceiling: {' '.join(ceiling.argv)}")
@@ -372,6 +375,21 @@ def run(args: argparse.Namespace) -> int:
     print("URLs:")
     for shape in shapes:
         print(f"  {shape.label}: {shape.path or shape.skipped}")
+    if args.json:
+        document = {
+            "command": sys.argv,
+            "machine": machine,
+            "gunicorn": gunicorn_summary(),
+            "scale": args.scale,
+            "wrk": wrk_template,
+            "runs": args.runs,
+            "shapes": [{"label": s.label, "path": s.path, "rows": s.rows} for s in shapes],
+            "results": {
+                label: [dataclasses.asdict(figures) for figures in runs]
+                for label, runs in results.items()
+            },
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
@@ -384,7 +402,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="synthetic data seed [default: 42]")
     parser.add_argument("--duration", type=int, help="seconds per measured run [default: 10]")
     parser.add_argument("--runs", type=int, help="measured runs per URL [default: 3]")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per URL [default 2]")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="warm-up seconds per URL [default: 2]"
+    )
     parser.add_argument("--connections", type=int, default=8, help="wrk connections [default: 8]")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads [default: 2]")
     parser.add_argument(
@@ -399,6 +419,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--db-dir", type=Path,
         help="MOVIES_DATA_DIR of the bench database [default: .data/bench-api/scale-SCALE]",
     )  # fmt: skip
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write every run's figures to PATH"
+    )
     parser.add_argument(
         "--keep-db", action="store_true", help="leave the embedded PostgreSQL running at the end"
     )

@@ -190,7 +190,8 @@ def ensure_loaded(url: str, folder: Path, manifest: Mapping, env: Mapping[str, s
     log.info("loading %s (database holds %s movies, want %s)", folder, present, expected)
     argv = [venv_command("movies"), "load", "--source", str(folder), "--force"]
     started = time.monotonic()
-    result = subprocess.run(argv, env=dict(env), check=False)
+    # The load report goes to stderr with the progress: stdout stays the benchmark's report.
+    result = subprocess.run(argv, env=dict(env), stdout=sys.stderr, check=False)
     if result.returncode != 0:
         raise BenchError(f"'{' '.join(argv)}' failed (exit {result.returncode})")
     log.info("loaded in %.1f s", time.monotonic() - started)
