@@ -11,7 +11,7 @@ import pytest
 from movies.loader import FormatError, LoadReport
 from movies.loader.read import BASICS_COLUMNS, RATINGS_COLUMNS, TsvReader
 from movies.loader.source import SourceFiles, local_file
-from movies.loader.transform import csv_chunks
+from movies.loader.transform import csv_chunks, genre_links, genre_names, to_movie_rows
 
 NASTY = Path(__file__).resolve().parents[1] / "fixtures" / "nasty"
 HEADER = "\t".join(BASICS_COLUMNS) + "\n"
@@ -30,7 +30,7 @@ def parse(folder: Path) -> tuple[list[dict], LoadReport]:
     files = SourceFiles(
         local_file(folder, "title.basics.tsv"), local_file(folder, "title.ratings.tsv")
     )
-    table = parse_files(files, report)
+    table = to_movie_rows(parse_files(files, report))
     return sorted(table.to_pylist(), key=lambda row: row["id"]), report
 
 
@@ -176,3 +176,21 @@ def test_plain_and_gzip_files_read_the_same(tmp_path: Path) -> None:
         with open(NASTY / name, "rb") as src, gzip.open(tmp_path / (name + ".gz"), "wb") as dst:
             shutil.copyfileobj(src, dst)
     assert parse(tmp_path)[0] == parse(NASTY)[0]
+
+
+def test_genre_links_are_one_per_distinct_pair_and_none_for_null_genres() -> None:
+    import pyarrow as pa
+
+    movies = pa.table(
+        {
+            "tconst": ["tt0000001", "tt0000002", "tt0000003"],
+            "genres": ["Drama,Drama,Comedy", None, "Noir-Fiction"],
+        }
+    )
+    assert genre_names(movies) == ["Comedy", "Drama", "Noir-Fiction"]
+    links = genre_links(movies, {"Drama": 9, "Comedy": 6, "Noir-Fiction": 29, "War": 27})
+    assert links.to_pylist() == [
+        {"movie_id": "tt0000001", "source": "imdb", "genre_id": 6},
+        {"movie_id": "tt0000001", "source": "imdb", "genre_id": 9},
+        {"movie_id": "tt0000003", "source": "imdb", "genre_id": 29},
+    ]

@@ -25,6 +25,8 @@ from movies.loader.transform import (
     MOVIE_FIELDS,
     csv_chunks,
     drop_duplicates,
+    genre_links,
+    genre_names,
     join_ratings,
     select_movies,
     select_ratings,
@@ -81,14 +83,18 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
         report.basics_last_modified = files.basics.last_modified
         report.ratings_last_modified = files.ratings.last_modified
         with _phase(report, "parse"):
-            rows = parse_files(files, report, progress=progress)
+            movies = parse_files(files, report, progress=progress)
         report.previous_movies = write.count_live_movies(cur)
-        write.check_shrink(report.previous_movies, rows.num_rows, force=force)
+        write.check_shrink(report.previous_movies, movies.num_rows, force=force)
         with _phase(report, "copy"):
             write.create_staging(cur)
-            write.copy_movies(cur, csv_chunks(rows))
-            del rows
-            report.genre_links = write.link_genres(cur)
+            write.copy_movies(cur, csv_chunks(to_movie_rows(movies)))
+            genre_ids = write.ensure_genres(cur, genre_names(movies))
+            links = genre_links(movies, genre_ids)
+            del movies
+            report.genre_links = links.num_rows
+            write.copy_genre_links(cur, csv_chunks(links))
+            del links
         with _phase(report, "index"):
             renames = write.build_indexes(cur)
             write.analyze(cur)
@@ -116,7 +122,7 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
 
 
 def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = False) -> pa.Table:
-    """Read both files into the movie rows to COPY (ratings left-joined); fill `report`.
+    """Read both files into one table of valid movies, ratings left-joined; fill `report`.
 
     The ratings file is read on a second thread while this one reads the basics file (Arrow's
     parser and the decompressor release the GIL).
@@ -134,7 +140,7 @@ def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = Fals
         report.ratings_rows_read,
         movies.num_rows,
     )
-    return to_movie_rows(join_ratings(movies, ratings, report))
+    return join_ratings(movies, ratings, report)
 
 
 def _read_ratings(path: Path) -> tuple[pa.Table, LoadReport]:

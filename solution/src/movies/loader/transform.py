@@ -183,6 +183,36 @@ def to_movie_rows(joined: pa.Table) -> pa.Table:
     )
 
 
+def genre_names(movies: pa.Table) -> list[str]:
+    """Every distinct genre name used by `movies` (raw "A,B" lists), sorted."""
+    names = pc.list_flatten(_flat(pc.split_pattern(movies["genres"], ",")))
+    return sorted(pc.unique(names).to_pylist())
+
+
+def genre_links(movies: pa.Table, genre_ids: dict[str, int]) -> pa.Table:
+    """The (movie_id, source, genre_id) rows for `movie_genre`, one per distinct movie-genre pair.
+
+    `genre_ids` must hold every name in `movies`; a name repeated in one list links once.
+    """
+    lists = _flat(pc.split_pattern(movies["genres"], ","))
+    names = pc.list_flatten(lists)
+    rows = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    vocabulary = pa.array(list(genre_ids), pa.string())
+    numbers = pa.array(list(genre_ids.values()), pa.int64())
+    ids = pc.take(numbers, pc.index_in(names, value_set=vocabulary))
+    if ids.null_count:
+        raise ValueError("a genre name has no id")
+    # One sortable key per pair: unique() drops repeats and orders the links by movie row.
+    keys = np.unique(rows * 65_536 + ids.to_numpy())
+    return pa.table(
+        {
+            "movie_id": pc.take(movies["tconst"], pa.array(keys // 65_536)),
+            "source": pa.repeat(pa.scalar("imdb"), len(keys)),
+            "genre_id": pa.array(keys % 65_536),
+        }
+    )
+
+
 def csv_chunks(table: pa.Table, rows: int = COPY_ROWS) -> Iterator[bytes]:
     """`table` as CSV for COPY ... (FORMAT csv): strings always quoted, NULL as an empty field.
 

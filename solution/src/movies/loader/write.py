@@ -59,6 +59,13 @@ class Renames:
     constraints: list[tuple[str, str, str]] = field(default_factory=list)  # table, staging, live
 
 
+def _timed(cur, sql: str, params: tuple | None = None) -> None:
+    """Execute `sql`, logging its duration at DEBUG (the slow statements of a load)."""
+    started = time.perf_counter()
+    cur.execute(sql, params)
+    log.debug("%.2f s: %s", time.perf_counter() - started, sql[:120])
+
+
 def take_load_lock(cur) -> None:
     """Take the load lock for this transaction.
 
@@ -132,31 +139,38 @@ class _ChunkReader:
 def copy_movies(cur, csv_chunks: Iterable[bytes]) -> None:
     """COPY the movie rows (CSV in `MOVIE_COLUMNS` order) into the staging table."""
     columns = ", ".join(MOVIE_COLUMNS)
+    started = time.perf_counter()
     cur.copy_expert(
         f"COPY {MOVIES.staging} ({columns}) FROM STDIN WITH (FORMAT csv)",
         _ChunkReader(csv_chunks),
         size=1 << 20,
     )
+    log.debug("%.2f s: COPY %s", time.perf_counter() - started, MOVIES.staging)
 
 
-def link_genres(cur) -> int:
-    """Add unknown genre names to `genre`, then fill the staging link table; return its rows."""
-    cur.execute(
-        f"INSERT INTO genre (name) SELECT DISTINCT unnest(genres) FROM {MOVIES.staging} "
-        "ORDER BY 1 ON CONFLICT (name) DO NOTHING"
+def ensure_genres(cur, names: list[str]) -> dict[str, int]:
+    """Add the genre names `genre` lacks (IMDb may add one); return every name's id."""
+    _timed(
+        cur,
+        "INSERT INTO genre (name) SELECT unnest(%s::text[]) ORDER BY 1 "
+        "ON CONFLICT (name) DO NOTHING",
+        (names,),
     )
     if cur.rowcount:
         log.info("added %d new genre names", cur.rowcount)
-    # A name repeated within one movie's list links once.
-    cur.execute(
-        f"INSERT INTO {GENRE_LINKS.staging} (movie_id, source, genre_id) "
-        "SELECT m.id, 'imdb', g.id "
-        f"FROM {MOVIES.staging} AS m "
-        "CROSS JOIN LATERAL unnest(m.genres) WITH ORDINALITY AS n(name, pos) "
-        "JOIN genre AS g ON g.name = n.name "
-        "WHERE n.pos = 1 OR n.name <> ALL (m.genres[1:n.pos - 1])"
+    cur.execute("SELECT name, id FROM genre")
+    return dict(cur.fetchall())
+
+
+def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
+    """COPY the (movie_id, source, genre_id) rows, as CSV, into the staging link table."""
+    started = time.perf_counter()
+    cur.copy_expert(
+        f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id) FROM STDIN WITH (FORMAT csv)",
+        _ChunkReader(csv_chunks),
+        size=1 << 20,
     )
-    return cur.rowcount
+    log.debug("%.2f s: COPY %s", time.perf_counter() - started, GENRE_LINKS.staging)
 
 
 def build_indexes(cur) -> Renames:
@@ -176,7 +190,7 @@ def build_indexes(cur) -> Renames:
                 raise LoadError(f"cannot copy index {name}: unexpected definition {definition!r}")
             staging_name = f"{part.staging}_ix{number}"
             unique, rest = match.groups()
-            cur.execute(f"CREATE {unique or ''}INDEX {staging_name} ON {part.staging} {rest}")
+            _timed(cur, f"CREATE {unique or ''}INDEX {staging_name} ON {part.staging} {rest}")
             if constraint:
                 keyword = {"p": "PRIMARY KEY", "u": "UNIQUE"}.get(kind)
                 if keyword is None:
@@ -193,14 +207,14 @@ def build_indexes(cur) -> Renames:
         )
         for number, (name, definition) in enumerate(cur.fetchall(), 1):
             staging_name = f"{part.staging}_fk{number}"
-            cur.execute(f"ALTER TABLE {part.staging} ADD CONSTRAINT {staging_name} {definition}")
+            _timed(cur, f"ALTER TABLE {part.staging} ADD CONSTRAINT {staging_name} {definition}")
             renames.constraints.append((part.live, staging_name, name))
     return renames
 
 
 def analyze(cur) -> None:
     for part in PARTITIONS:
-        cur.execute(f"ANALYZE {part.staging}")
+        _timed(cur, f"ANALYZE {part.staging}")
 
 
 def swap(cur, renames: Renames, *, attempts: int = SWAP_ATTEMPTS) -> None:
