@@ -113,7 +113,9 @@ def init_app(app: Flask, settings: Settings | None = None) -> None:
     `settings` is unused (the signature of create_app's extensions): the log level and format
     belong to the process, set by `configure_logging` in the gunicorn config or the CLI.
     """
-    app.before_request(_start_request)
+    # First of the app's before_request hooks, whenever it is registered: a request that another
+    # hook turns away (503, 429) still carries the caller's id and its full duration.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
     app.after_request(_finish_request)
 
 

@@ -111,6 +111,24 @@ def test_error_responses_get_an_id_and_one_access_line(
     assert record.request_id == response.headers["X-Request-ID"]
 
 
+def test_requests_turned_away_by_an_earlier_hook_keep_the_callers_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Flask("guarded")
+
+    @app.before_request
+    def refuse() -> None:
+        abort(503)
+
+    init_app(app)  # registered after the guard, yet runs before it
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    response = app.test_client().get("/anything", headers={"X-Request-ID": "kept-1"})
+    assert response.status_code == 503
+    assert response.headers["X-Request-ID"] == "kept-1"
+    [record] = access_records(caplog)
+    assert (record.request_id, record.status) == ("kept-1", 503)
+
+
 def test_control_characters_in_the_path_cannot_forge_log_lines(
     app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
