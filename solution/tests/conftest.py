@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,14 +36,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of the session's PostgreSQL server (its maintenance database)."""
     if request.config.getoption("--compose"):
-        return request.getfixturevalue("compose_server_url")
+        yield request.getfixturevalue("compose_server_url")
+        return
     url = os.environ.get("DATABASE_URL")
     if url:
-        return url
-    return start_embedded(tmp_path_factory.mktemp("pg") / "pgdata", stop_on_exit=True)
+        yield url
+        return
+    # Not under pytest's basetemp: a second pytest run resets that folder's mode to 0700, which
+    # would cut this server off from its own files.
+    folder = Path(tempfile.mkdtemp(prefix="movies-test-pg-"))
+    try:
+        yield start_embedded(folder / "pgdata", stop_on_exit=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --compose: pytest-docker starts the compose `db` (settings from .env.example, a throwaway

@@ -95,8 +95,13 @@ def init_db() -> None:
 
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="1.0 is full size: about 11.5 M title rows and 700 k movies.")
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="1.0 is full size: about 11.5 M title rows and 700 k movies.",
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same files.")
 def generate(out_dir: Path, scale: float, seed: int) -> None:
     """Write synthetic IMDb-format files (with IMDb's quirks) for tests and benchmarks.
@@ -115,8 +120,12 @@ def generate(out_dir: Path, scale: float, seed: int) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=None, type=click.IntRange(1, 64),
-              help="gunicorn workers [default: GUNICORN_WORKERS or 2 x cores].")
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="gunicorn workers [default: GUNICORN_WORKERS or 2 x cores].",
+)
 def serve(host: str, port: int, workers: int | None) -> None:
     """Serve the API with gunicorn (replaces this process).
 
@@ -126,8 +135,10 @@ def serve(host: str, port: int, workers: int | None) -> None:
     env = dict(os.environ, DATABASE_URL=_database_url(settings))
     argv = [
         shutil.which("gunicorn") or "gunicorn",
-        "--bind", f"{host}:{port}",
-        "--config", "python:movies.gunicorn_conf",
+        "--bind",
+        f"{host}:{port}",
+        "--config",
+        "python:movies.gunicorn_conf",
     ]
     if workers:
         argv += ["--workers", str(workers)]

@@ -1,4 +1,4 @@
-"""Database connections: resolve the URL (embedded or DATABASE_URL) and build engines. No queries."""
+"""Database connections: resolve the URL (embedded or DATABASE_URL), build engines. No queries."""
 
 from __future__ import annotations
 
