@@ -31,6 +31,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -148,12 +149,18 @@ def wrk_argv(url: str, duration_s: int, connections: int, threads: int) -> list[
 def get_json(session: requests.Session, url: str) -> tuple[bytes, dict]:
     """GET `url`; return the body bytes and the decoded JSON.
 
-    :raise BenchError: if the status is not 200 or the body is not a JSON object.
+    :raise BenchError: if the request fails, the status is not 200 or the body is not an object.
     """
-    response = session.get(url, timeout=30)
+    try:
+        response = session.get(url, timeout=30)
+    except requests.RequestException as exc:
+        raise BenchError(f"GET {url} failed: {exc}") from exc
     if response.status_code != 200:
         raise BenchError(f"GET {url} answered {response.status_code}: {response.text[:500]}")
-    document = response.json()
+    try:
+        document = response.json()
+    except requests.JSONDecodeError:
+        document = None
     if not isinstance(document, dict):
         raise BenchError(f"GET {url} did not answer a JSON object: {response.text[:200]}")
     return response.content, document
@@ -287,13 +294,22 @@ def measure(
     """Warm every URL up, then measure in rounds: ceiling, each query; finally the ceiling again."""
     urls = {CEILING: ceiling.base_url + "/movies"}
     urls.update({s.label: api.base_url + s.path for s in shapes if not s.skipped})
-    for label, url in urls.items():
+
+    def measure_url(label: str, duration_s: int) -> WrkResult:
+        try:
+            return run_wrk(urls[label], duration_s, args.connections, args.threads)
+        except BenchError:
+            for server in (api, ceiling):
+                server.raise_if_exited()
+            raise
+
+    for label in urls:
         log.info("warm-up %d s: %s", args.warmup, label)
-        run_wrk(url, args.warmup, args.connections, args.threads)
+        measure_url(label, args.warmup)
     results: dict[str, list[WrkResult]] = {label: [] for label in urls}
     order = [(r, label) for r in range(args.runs) for label in urls] + [(args.runs - 1, CEILING)]
     for round_index, label in order:
-        figures = run_wrk(urls[label], args.duration, args.connections, args.threads)
+        figures = measure_url(label, args.duration)
         results[label].append(figures)
         log.info(
             "round %d/%d  %-48s %9.0f req/s  p99 %7.2f ms",
@@ -438,6 +454,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -445,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print(WRK_MISSING, file=sys.stderr)
         return 2
+    # The servers run in sessions of their own: on SIGTERM, as on Ctrl-C, stop them before exiting.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run(args)
     except BenchError as exc:

@@ -263,6 +263,14 @@ class Server:
             f"{self.log_tail()}"
         )
 
+    def raise_if_exited(self) -> None:
+        """:raise BenchError: with the log's last lines, if the process has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            raise BenchError(
+                f"{self.name} exited with {self.process.returncode} during the run; "
+                f"last lines of {self.log_path}:\n{self.log_tail()}"
+            )
+
     def stop(self, timeout_s: float = 40) -> None:
         """SIGTERM (gunicorn: graceful shutdown), then SIGKILL after `timeout_s`."""
         if self.process is None or self.process.poll() is not None:
