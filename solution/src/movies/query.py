@@ -173,17 +173,27 @@ class MovieQuery:
 
     def fingerprint(self) -> str:
         """A short digest of the filters and the sort (not the limit): what a cursor is bound to."""
-        canonical = json.dumps(
-            {
-                "g": sorted(self.genres),
-                "r": [[name, str(value)] for name, value in sorted(self.ranges)],
-                "a": self.include_adult,
-                "s": [str(key) for key in self.sort],
-            },
-            separators=(",", ":"),
-        )
-        digest = hashlib.sha256(canonical.encode()).digest()[:12]
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return _fingerprint(self.genres, self.ranges, self.include_adult, self.sort)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint(
+    genres: tuple[str, ...],
+    ranges: tuple[tuple[str, Any], ...],
+    include_adult: bool,
+    sort: tuple[SortKey, ...],
+) -> str:
+    canonical = json.dumps(
+        {
+            "g": sorted(genres),
+            "r": [[name, str(value)] for name, value in sorted(ranges)],
+            "a": include_adult,
+            "s": [str(key) for key in sort],
+        },
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(canonical.encode()).digest()[:12]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 @dataclass(frozen=True)

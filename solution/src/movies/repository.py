@@ -22,12 +22,36 @@ from movies.tables import (
 )
 
 
+def fetch_all(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[tuple]:
+    """Run precompiled SQL on the driver's cursor and return plain tuples.
+
+    The hot path skips SQLAlchemy's per-execution result machinery; driver errors are still
+    raised as SQLAlchemy DBAPIErrors (so the API maps them by SQLSTATE), and a connection the
+    server dropped is invalidated so the pool replaces it.
+    """
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    except dbapi.Error as exc:
+        invalidated = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        if invalidated:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            sql, params, exc, dbapi.Error, connection_invalidated=invalidated
+        ) from exc
+    finally:
+        if not cursor.closed:
+            cursor.close()
+
+
 def list_movies(
     conn: sa.Connection, query: q.MovieQuery, after: q.Keyset | None = None
-) -> tuple[list[sa.Row], q.Keyset | None]:
+) -> tuple[list[tuple], q.Keyset | None]:
     """One page of movies after `after`, and the keyset of the next page (None on the last page)."""
     sql, params = q.list_sql(query, after)
-    rows = conn.exec_driver_sql(sql, params).all()
+    rows = fetch_all(conn, sql, params)
     if len(rows) <= query.limit:
         return rows, None
     del rows[query.limit :]
@@ -50,9 +74,10 @@ def estimate_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def get_movie(conn: sa.Connection, movie_id: str) -> sa.Row | None:
+def get_movie(conn: sa.Connection, movie_id: str) -> tuple | None:
     """The movie with this id, or None."""
-    return conn.exec_driver_sql(q.movie_by_id_sql(), {"movie_id": movie_id}).first()
+    rows = fetch_all(conn, q.movie_by_id_sql(), {"movie_id": movie_id})
+    return rows[0] if rows else None
 
 
 def imdb_id_taken(conn: sa.Connection, imdb_id: str) -> bool:

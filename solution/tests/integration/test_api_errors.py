@@ -182,6 +182,13 @@ def test_statement_timeout_is_503(
     monkeypatch.setattr(repository, "count_movies", slow_count)
     body = assert_problem(app.test_client().get("/movies?count=exact"), 503)
     assert "too long" in body["detail"]
+    # The hot path runs precompiled SQL on the driver's cursor: same mapping.
+    from movies import query
+
+    monkeypatch.setattr(query, "list_sql", lambda q, after: ("SELECT pg_sleep(1)", {}))
+    body = assert_problem(app.test_client().get("/movies"), 503)
+    assert "too long" in body["detail"]
+    assert app.test_client().get("/movies/tt0000001").status_code == 404, "connection still usable"
     with app.app_context():
         db.engine.dispose()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from functools import partial
 from typing import Any
-from urllib.parse import urlencode
 
 import sqlalchemy.exc
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -33,11 +32,15 @@ def _vocabulary() -> repository.GenreVocabulary:
     return current_app.extensions["movies.genres"]
 
 
-def _page_url(cursor: str | None) -> str:
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
-    if cursor:
-        pairs.append(("cursor", cursor))
-    return request.path + (f"?{urlencode(pairs)}" if pairs else "")
+def _next_url(cursor: str) -> str:
+    # Cursors are base64url plus ".": safe in a query string as they are.
+    kept = [
+        p
+        for p in request.query_string.decode("latin-1").split("&")
+        if p and not p.startswith("cursor=")
+    ]
+    kept.append(f"cursor={cursor}")
+    return f"{request.path}?{'&'.join(kept)}"
 
 
 def _self_url() -> str:
@@ -62,7 +65,7 @@ def list_movies() -> Response:
             parsed.query.fingerprint(),
             settings.secret_key,
         )
-    next_url = _page_url(next_cursor) if next_cursor else None
+    next_url = _next_url(next_cursor) if next_cursor else None
     body: dict[str, Any] = {
         "items": [movie_json(row) for row in rows],
         "next_cursor": next_cursor,
