@@ -50,6 +50,7 @@ import psutil
 import sqlalchemy as sa
 from harness import (
     DATA_ROOT,
+    REPO,
     BenchError,
     EmbeddedDatabase,
     ensure_synthetic_data,
@@ -242,8 +243,27 @@ def machine_summary(url: str) -> list[str]:
         f"machine: {os.cpu_count()} CPUs ({model}), {memory} RAM, "
         f"{platform.system()} {platform.release()}",
         f"PostgreSQL {server}, Python {platform.python_version()}",
+        f"code: {code_version()}",
         f"load average at start (1, 5, 15 min): {load}",
     ]
+
+
+def code_version() -> str:
+    """The commit measured, and whether the loader has uncommitted changes ("unknown" sans git)."""
+    git = ["git", "-C", str(REPO)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "solution/src/movies"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes in src/movies" if dirty else "")
 
 
 def render_table(runs: list[Run]) -> list[str]:
