@@ -89,6 +89,7 @@ def test_responses_conform_to_the_spec(
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
             max_examples=20,
+            derandomize=True,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
