@@ -281,10 +281,12 @@ def run_load(
     force: bool = True,
     kill_after: float | None = None,
     kill_on: tuple[re.Pattern[str], float] | None = None,
+    kill_when: Callable[[], bool] | None = None,
     timeout: float = 600,
 ) -> LoadRun:
-    """Run `movies load`; optionally SIGKILL it `kill_after` seconds in, or `delay` seconds after
-    a stderr line matches the pattern of `kill_on`."""
+    """Run `movies load`, optionally SIGKILLing it: `kill_after` seconds in; or, with
+    `kill_on = (pattern, delay)`, `delay` seconds after a stderr line matches `pattern` and (with
+    `kill_when`) after the predicate, polled every 2 ms from that line on, first holds."""
     argv = [MOVIES, "load", "--source", str(source)] + (["--force"] if force else [])
     run = LoadRun(str(source))
     matched = threading.Event()
@@ -321,13 +323,18 @@ def run_load(
     elif kill_on is not None:
         while proc.poll() is None and not matched.is_set() and time.monotonic() < deadline:
             matched.wait(0.01)
-        if matched.is_set():
+        if matched.is_set() and kill_when is not None:
+            while proc.poll() is None and time.monotonic() < deadline and not kill_when():
+                time.sleep(0.002)
+        if matched.is_set() and proc.poll() is None:
             deadline = time.monotonic() + kill_on[1]
     try:
         proc.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        _kill_with_children(proc, run, started)
+        run.killed_at = time.monotonic() - started
+        os.kill(proc.pid, signal.SIGKILL)  # the loader itself, as the kernel's OOM killer would
         proc.wait()
+        run.orphans = _reap_group(proc.pid)
     run.seconds = time.monotonic() - started
     for reader in readers:
         reader.join(timeout=10)
@@ -335,20 +342,41 @@ def run_load(
     return run
 
 
-def _kill_with_children(proc: subprocess.Popen, run: LoadRun, started: float) -> None:
-    """SIGKILL the loader itself (as the kernel's OOM killer would); then count and reap any
-    child it left behind, which the harness started and so may stop."""
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    run.killed_at = time.monotonic() - started
-    os.kill(proc.pid, signal.SIGKILL)
-    if children:
-        _gone, alive = psutil.wait_procs(children, timeout=2)
-        run.orphans = len(alive)
-        for child in alive:
-            child.kill()
+def _reap_group(pgid: int) -> int:
+    """Count and stop what the killed loader left running in its process group (the harness
+    started that group, so it may stop it)."""
+    left = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                left.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    for proc in left:
+        proc.kill()
+    return len(left)
+
+
+class SwapProbe:
+    """True while a session holds an ACCESS EXCLUSIVE lock on a live table: only the loader's
+    swap (DETACH/ATTACH PARTITION) takes one. One autocommit connection, polled."""
+
+    SQL = sa.text(
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE l.mode = 'AccessExclusiveLock' AND l.granted "
+        "AND c.relname IN ('movie', 'movie_imdb', 'movie_genre', 'movie_genre_imdb')"
+    )
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.seen = False
+
+    def __call__(self) -> bool:
+        self.seen = self.conn.execute(self.SQL).scalar_one() > 0
+        return self.seen
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -108,6 +108,11 @@ class Traffic:
             thread.join(timeout=self.timeout + 5)
         return sorted((s for per in self._samples for s in per), key=lambda s: s.started)
 
+    def recent(self, seconds: float) -> list[Sample]:
+        """Samples of the last `seconds` (read while the clients run)."""
+        since = self.now() - seconds
+        return [s for per in self._samples for s in per[-500:] if s.started >= since]
+
     def _client(self, index: int) -> None:
         rng = random.Random(self.seed * 1000 + index)
         out = self._samples[index]
