@@ -6,12 +6,21 @@ Everything else receives a `Settings` instance, built once at the edge (app fact
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from limits import parse_many
+
 DEFAULT_SOURCE = "https://datasets.imdbws.com/"
 DEFAULT_SECRET_KEY = "movies-development-key-set-MOVIES_SECRET_KEY"
+
+
+DEFAULT_RATE_LIMIT_READS = "6000/minute"
+DEFAULT_RATE_LIMIT_WRITES = "30/minute"
+# An origin as browsers send it: scheme, host, optional port; no path, no trailing slash.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class ConfigError(ValueError):
@@ -38,6 +47,37 @@ def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[
     return value.lower()
 
 
+def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
+    """A limit such as "30/minute" or "100/second;2000/hour"; "off" gives "" (no limit)."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "off":
+        return ""
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be like 30/minute or 100/second;2000/hour, or off; got {raw!r}"
+        ) from None
+    return raw
+
+
+def _origins(environ: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "off":
+        return ()
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name} must be * or origins like https://example.org, or off; got {origin!r}"
+            )
+    return origins
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. `database_url` None means: start the embedded PostgreSQL."""
@@ -60,6 +100,15 @@ class Settings:
     gunicorn_timeout_s: int = 30
     gunicorn_graceful_timeout_s: int = 30
     gunicorn_limit_request_line: int = 8190
+    # Per client address, as `limits` strings; "" disables a limit. Reads: every GET/HEAD except
+    # /healthz and /readyz; writes: POST /movies. Memory storage counts per worker process.
+    rate_limit_reads: str = DEFAULT_RATE_LIMIT_READS
+    rate_limit_writes: str = DEFAULT_RATE_LIMIT_WRITES
+    rate_limit_storage_uri: str = "memory://"
+    # Proxies in front of the app that append to X-Forwarded-For; 0 trusts no such header.
+    trusted_proxies: int = 0
+    # "*": any site may read; a listed origin may also send Authorization (POST). () : no CORS.
+    cors_origins: tuple[str, ...] = ("*",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +132,14 @@ class Settings:
             gunicorn_timeout_s=_int(env, "GUNICORN_TIMEOUT", 30, minimum=1),
             gunicorn_graceful_timeout_s=_int(env, "GUNICORN_GRACEFUL_TIMEOUT", 30, minimum=1),
             gunicorn_limit_request_line=_int(env, "GUNICORN_LIMIT_REQUEST_LINE", 8190, minimum=0),
+            rate_limit_reads=_rate_limit(env, "MOVIES_RATE_LIMIT_READS", DEFAULT_RATE_LIMIT_READS),
+            rate_limit_writes=_rate_limit(
+                env, "MOVIES_RATE_LIMIT_WRITES", DEFAULT_RATE_LIMIT_WRITES
+            ),
+            rate_limit_storage_uri=env.get("MOVIES_RATE_LIMIT_STORAGE_URI", "").strip()
+            or "memory://",
+            trusted_proxies=_int(env, "MOVIES_TRUSTED_PROXIES", 0),
+            cors_origins=_origins(env, "MOVIES_CORS_ORIGINS", ("*",)),
         )
 
     @property

@@ -27,6 +27,8 @@ from movies.db import create_engine
 SECRET = "test-secret-key"
 TOKENS = ("token-one", "token-two")
 SEED = 20_261_126
+# The session apps serve many tests within a minute; rate limits have their own tests.
+NO_RATE_LIMITS = {"rate_limit_reads": "", "rate_limit_writes": ""}
 
 TITLES = [
     "NA",
@@ -283,7 +285,9 @@ def seed_movies(seeded_database: tuple[str, list[dict]]) -> list[dict]:
 @pytest.fixture(scope="session")
 def app(seeded_database: tuple[str, list[dict]]) -> Iterator[Flask]:
     """The API on the seeded database; writes disabled (no tokens)."""
-    application = create_app(Settings(database_url=seeded_database[0], secret_key=SECRET))
+    application = create_app(
+        Settings(database_url=seeded_database[0], secret_key=SECRET, **NO_RATE_LIMITS)
+    )
     yield application
     close_app(application)
 
@@ -297,7 +301,9 @@ def client(app: Flask) -> FlaskClient:
 def write_app(make_database: Callable[[], str]) -> Iterator[Flask]:
     """The API on its own database (not the seeded one), with two write tokens."""
     application = create_app(
-        Settings(database_url=make_database(), secret_key=SECRET, api_tokens=TOKENS)
+        Settings(
+            database_url=make_database(), secret_key=SECRET, api_tokens=TOKENS, **NO_RATE_LIMITS
+        )
     )
     yield application
     close_app(application)
