@@ -6,7 +6,8 @@ dedicated embedded PostgreSQL (.data/bench-api/scale-<scale>/), serves the API w
 a minimal Flask app (ceiling_app.py) that returns a fixed body of the same bytes as the default list
 response, under the same gunicorn config. wrk then measures each URL for `--duration` seconds,
 `--runs` times, in rounds (ceiling, every query; ...; ceiling again) so that both sides of the ratio
-see the same machine load. The table reports median requests/s and median p99 per URL.
+see the same machine load. The table reports median requests/s and median p99 per URL, and the
+share of the ceiling as the median over rounds of each run against the two ceiling runs around it.
 
 A query meets its target when it reaches 50 % of the ceiling's requests/s with p99 <= 20 ms.
 Any non-2xx response or socket error fails the run: figures from failing requests mean nothing.
