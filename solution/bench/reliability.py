@@ -533,6 +533,7 @@ def scenario_corrupt(ctx: Context) -> None:
                 " ".join(ln.split())
                 for ln in run.stdout.splitlines()
                 if any(word in ln.lower() for word in ("skip", "duplicate", "without"))
+                and not ln.startswith("loaded ")
             ]
             identical = same_imdb(after, clean)
             passed = case.expect != "fail" and after["movies"] == clean["movies"]
@@ -544,7 +545,7 @@ def scenario_corrupt(ctx: Context) -> None:
             intact = same_data(after, before) and api_view(ctx) == view
             passed = case.expect != "skip" and clear and intact and not leftovers
             outcome = (
-                f"exit {run.returncode}: {last.replace(str(folder) + '/', '')[:110]}"
+                f"exit {run.returncode}: {last.replace(str(folder.parent) + '/', '')[:110]}"
                 + ("" if intact else "; SERVED DATA CHANGED")
                 + ("" if clear else "; NOT ONE CLEAR LINE")
             )
