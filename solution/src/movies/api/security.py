@@ -14,6 +14,9 @@
 - **CORS**: `*` in `settings.cors_origins` lets any site read (GET/HEAD, no credentials); an
   origin listed by name may also send `Authorization` and `Content-Type`, i.e. POST /movies.
   Preflight OPTIONS requests are answered here (204). No origins: no CORS headers at all.
+- **Body cap without Content-Length**: a chunked body is read up to MAX_CONTENT_LENGTH + 1
+  bytes; over the cap it is a 413 like any other oversize body (werkzeug alone would stop
+  reading at the cap and hand the view a silently truncated body).
 - **Headers on every response**: `X-Content-Type-Options: nosniff`, `Referrer-Policy:
   no-referrer`, a deny-all `Content-Security-Policy` outside /docs (Swagger UI runs inline
   script), and `Cache-Control: no-store` on errors unless a view chose otherwise. Successful
@@ -22,13 +25,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits.errors import ConfigurationError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from movies.config import ConfigError, Settings
@@ -58,12 +63,36 @@ def init_app(app: Flask, settings: Settings) -> None:
         # Before the rate limiter's hook: a preflight is answered without counting.
         app.before_request(_answer_preflight(settings.cors_origins))
     _limit_rates(app, settings)
+    app.before_request(buffer_unsized_body)
     app.after_request(_add_headers(settings.cors_origins))
 
 
 def client_address() -> str:
     """The rate-limit key: the client's address (the trusted proxies' view of it, if any)."""
     return request.remote_addr or "unknown"
+
+
+def buffer_unsized_body() -> None:
+    """Read a body sent without Content-Length (chunked) into memory, up to the body cap.
+
+    :raise RequestEntityTooLarge: (413) if the body is longer than MAX_CONTENT_LENGTH.
+    """
+    environ = request.environ
+    if "HTTP_TRANSFER_ENCODING" not in environ or request.content_length is not None:
+        return
+    if not environ.get("wsgi.input_terminated"):
+        return  # werkzeug reads no body at all then: nothing to cap
+    cap = current_app.config["MAX_CONTENT_LENGTH"]
+    stream, chunks, size = environ["wsgi.input"], [], 0
+    while size <= cap:
+        chunk = stream.read(cap + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > cap:
+        raise RequestEntityTooLarge()
+    environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
 
 
 def _limit_rates(app: Flask, settings: Settings) -> None:
@@ -94,8 +123,10 @@ def _limit_rates(app: Flask, settings: Settings) -> None:
     limiter.request_filter(lambda: request.endpoint in UNLIMITED_ENDPOINTS)
 
     def too_many_requests(exc: RateLimitExceeded) -> Response:
-        current = limiter.current_limit
-        retry_after = max(1, math.ceil(current.reset_at - time.time())) if current else 1
+        current, window_s = limiter.current_limit, exc.limit.limit.get_expiry()
+        # reset_at is whole seconds, rounded up: never promise more than one window.
+        left_s = math.ceil(current.reset_at - time.time()) if current else window_s
+        retry_after = min(max(1, left_s), window_s)
         return problem_response(
             429,
             f"too many requests: at most {exc.limit.limit} per client; retry after {retry_after} s",
@@ -117,7 +148,9 @@ def _answer_preflight(origins: tuple[str, ...]) -> Callable[[], Response | None]
         if not origin or "HTTP_ACCESS_CONTROL_REQUEST_METHOD" not in request.environ:
             return None
         response = Response(status=204)
-        route_methods = request.url_rule.methods or set()
+        # Each method of a path may be its own rule (GET /movies, POST /movies): ask the map.
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        route_methods = set(adapter.allowed_methods())
         if origin in writers:
             methods, request_headers = route_methods, WRITE_REQUEST_HEADERS
         elif any_reader:
