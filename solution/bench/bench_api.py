@@ -252,6 +252,25 @@ def machine_summary() -> list[str]:
     ]
 
 
+def _git(*args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(BENCH_DIR), *args], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def code_version() -> str:
+    """The commit the benchmark ran on, and whether the code differed from it."""
+    code = [str(BENCH_DIR.parent / "src"), str(BENCH_DIR.parents[1] / "sql-scripts")]
+    try:
+        commit = _git("rev-parse", "--short", "HEAD")
+        changed = _git("status", "--porcelain", "--", *code)
+    except (OSError, subprocess.CalledProcessError):
+        return "code: unknown (not a git checkout)"
+    changes = " plus uncommitted changes in src/ or sql-scripts/" if changed else ""
+    return f"code: commit {commit}{changes}"
+
+
 def gunicorn_summary() -> str:
     """The worker settings that movies.gunicorn_conf resolves to in this environment."""
     conf = importlib.import_module(GUNICORN_CONFIG.removeprefix("python:"))
@@ -337,7 +356,7 @@ def measure(
 
 def run(args: argparse.Namespace) -> int:
     """Set up, measure, print; always stop what was started. Return the exit status."""
-    machine = machine_summary()
+    machine = [*machine_summary(), code_version()]
     folder, manifest = ensure_synthetic_data(args.scale, args.seed)
     data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
     database = EmbeddedDatabase(data_dir)
