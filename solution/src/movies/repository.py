@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from movies import query as q
+from movies.prepared import fetch_all
 from movies.tables import (
     dataset_load,
     genre,
@@ -22,28 +23,19 @@ from movies.tables import (
 )
 
 
-def fetch_all(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[tuple]:
-    """Run precompiled SQL on the driver's cursor and return plain tuples.
+# Keys with few distinct values (numeric(3, 1) ratings, smallint years). Their keyset values are
+# written into the prepared statement's text: with `rating < 9.3` in the text PostgreSQL estimates
+# a reusable plan as well as a one-off plan and keeps walking the sort index, whereas with
+# `rating < $1` it planned a bitmap scan and a sort (11 ms instead of 0.4 ms for page 2 of
+# genre=Action&rating_gt=8.5&sort=-rating). The other keyset values (titles, votes, ids) vary
+# too much to give each its own statement.
+_FEW_VALUES = frozenset({"rating", "year"})
 
-    The hot path skips SQLAlchemy's per-execution result machinery; driver errors are still
-    raised as SQLAlchemy DBAPIErrors (so the API maps them by SQLSTATE), and a connection the
-    server dropped is invalidated so the pool replaces it.
-    """
-    dbapi = conn.dialect.loaded_dbapi
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-    except dbapi.Error as exc:
-        invalidated = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-        if invalidated:
-            conn.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            sql, params, exc, dbapi.Error, connection_invalidated=invalidated
-        ) from exc
-    finally:
-        if not cursor.closed:
-            cursor.close()
+
+def _page_params(query: q.MovieQuery, params: dict[str, Any]) -> list[str]:
+    """The parameters that change from page to page: they stay prepared-statement parameters."""
+    inlined = {f"after_{index}" for index, key in enumerate(query.sort) if key.name in _FEW_VALUES}
+    return [name for name in params if name.startswith("after_") and name not in inlined]
 
 
 def list_movies(
@@ -51,7 +43,7 @@ def list_movies(
 ) -> tuple[list[tuple], q.Keyset | None]:
     """One page of movies after `after`, and the keyset of the next page (None on the last page)."""
     sql, params = q.list_sql(query, after)
-    rows = fetch_all(conn, sql, params)
+    rows = fetch_all(conn, sql, params, bound=_page_params(query, params))
     if len(rows) <= query.limit:
         return rows, None
     del rows[query.limit :]
@@ -76,7 +68,7 @@ def estimate_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
 
 def get_movie(conn: sa.Connection, movie_id: str) -> tuple | None:
     """The movie with this id, or None."""
-    rows = fetch_all(conn, q.movie_by_id_sql(), {"movie_id": movie_id})
+    rows = fetch_all(conn, q.movie_by_id_sql(), {"movie_id": movie_id}, bound=["movie_id"])
     return rows[0] if rows else None
 
 

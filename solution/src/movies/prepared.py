@@ -1,0 +1,125 @@
+"""The read path's SQL, run on the driver's cursor as server-side prepared statements.
+
+PostgreSQL plans every statement it receives as text, and on the partitioned `movie` table (two
+partitions, a dozen indexes each) planning a page query costs more than running it. A statement
+prepared on a connection is parsed once and, once PostgreSQL's plan cache judges a reusable
+plan as good as a fresh one (`plan_cache_mode` auto), planned once.
+
+Which values stay parameters: only those that change from page to page of one listing (the
+keyset values, an id), named by the caller. Every other value (genres, filter bounds, the limit)
+is written into the statement text as a literal, quoted by the driver. So each plan is made for
+its filters: the plan for a rare genre is planned for that genre, never a generic plan for
+"some genre", which PostgreSQL cannot estimate (a rare genre then walks the title index and
+discards thousands of rows: tens of milliseconds instead of two).
+
+A statement text is prepared the second time a connection runs it, so a one-off query costs one
+plain round trip and no PREPARE. Each connection keeps at most `MAX_PREPARED` statements and
+drops the least recently used one (its DEALLOCATE travels with the next PREPARE, in the same
+round trip). The registry lives in the pool's per-connection `info`, which SQLAlchemy clears
+when it replaces a dead connection, so a new connection starts with an empty registry.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg2.extensions import AsIs
+
+MAX_PREPARED = 256
+MAX_SEEN = 4096
+_REGISTRY_KEY = "movies.prepared"
+# invalid_sql_statement_name: the server no longer knows a statement (DISCARD/DEALLOCATE ALL).
+_UNKNOWN_STATEMENT = "26000"
+
+
+class _Registry:
+    """One connection's prepared statements (text -> name) and the texts it has run once."""
+
+    __slots__ = ("counter", "names", "seen")
+
+    def __init__(self) -> None:
+        self.names: OrderedDict[bytes, str] = OrderedDict()
+        self.seen: set[bytes] = set()
+        self.counter = 0
+
+
+def fetch_all(
+    conn: sa.Connection, sql: str, params: dict[str, Any], bound: Sequence[str] = ()
+) -> list[tuple]:
+    """Run `sql` (driver paramstyle, `%(name)s`) and return plain tuples.
+
+    `bound` names the parameters that stay parameters of the prepared statement; the others
+    become literals of its text. Driver errors are raised as SQLAlchemy DBAPIErrors (the API maps
+    them by SQLSTATE), and a connection the server dropped is invalidated so the pool replaces it.
+    """
+    fairy = conn.connection
+    registry = fairy.info.get(_REGISTRY_KEY)
+    if registry is None:
+        registry = fairy.info[_REGISTRY_KEY] = _Registry()
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = fairy.cursor()
+    statement: Any = sql
+    try:
+        # A parameter the text does not use (a NULL keyset value is spelled IS NULL) is no
+        # parameter of the statement.
+        bound = [name for name in bound if f"%({name})s" in sql]
+        placeholders = {name: AsIs(f"${number}") for number, name in enumerate(bound, 1)}
+        text = cursor.mogrify(sql, {**params, **placeholders})
+        args = [params[name] for name in bound]
+        statement, args = _statement_for(registry, text, args, sql, params)
+        try:
+            cursor.execute(statement, args)
+        except dbapi.Error as exc:
+            if getattr(exc, "pgcode", None) != _UNKNOWN_STATEMENT:
+                raise
+            # Someone dropped the connection's statements: forget them all and prepare anew.
+            registry.names.clear()
+            statement, args = _statement_for(registry, text, args, sql, params)
+            cursor.execute(statement, args)
+        return cursor.fetchall()
+    except dbapi.Error as exc:
+        invalidated = conn.dialect.is_disconnect(exc, fairy.dbapi_connection, cursor)
+        if invalidated:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            statement, params, exc, dbapi.Error, connection_invalidated=invalidated
+        ) from exc
+    finally:
+        if not cursor.closed:
+            cursor.close()
+
+
+def _statement_for(
+    registry: _Registry, text: bytes, args: list[Any], sql: str, params: dict[str, Any]
+) -> tuple[Any, Any]:
+    """What to send for `text`: EXECUTE, PREPARE + EXECUTE, or (first run) the plain SQL."""
+    name = registry.names.get(text)
+    if name is not None:
+        registry.names.move_to_end(text)
+        return _execute(name, len(args)), args
+    if text not in registry.seen:
+        if len(registry.seen) >= MAX_SEEN:
+            registry.seen.clear()
+        registry.seen.add(text)
+        return sql, params
+    registry.seen.discard(text)
+    registry.counter += 1
+    name = f"movies_{registry.counter}"
+    drop = b""
+    if len(registry.names) >= MAX_PREPARED:
+        _, oldest = registry.names.popitem(last=False)
+        drop = f"DEALLOCATE {oldest}; ".encode()
+    # Registered before it runs: a failing EXECUTE (a timeout) leaves the statement prepared.
+    registry.names[text] = name
+    prepare = drop + f"PREPARE {name} AS ".encode() + text + b"; "
+    # The text is already quoted SQL: % signs in it must reach the server as they are.
+    return prepare.replace(b"%", b"%%") + _execute(name, len(args)).encode(), args
+
+
+def _execute(name: str, count: int) -> str:
+    if not count:
+        return f"EXECUTE {name}"
+    return f"EXECUTE {name}({', '.join(['%s'] * count)})"

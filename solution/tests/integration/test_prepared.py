@@ -1,0 +1,112 @@
+"""The read path's prepared statements: what is prepared, when, and recovery when they vanish."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from movies import prepared
+from movies.prepared import fetch_all
+
+# The genre vocabulary (28 names, ids 1..28) is in every fresh database: no seeding needed.
+GENRES_AFTER = (
+    "SELECT name FROM genre WHERE name LIKE %(pattern)s AND id > %(after)s ORDER BY id LIMIT %(n)s"
+)
+
+
+@pytest.fixture
+def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
+
+
+def statements(conn: sa.Connection) -> list[tuple[str, str]]:
+    """(name, parameter types) of the session's prepared statements, by name."""
+    cursor = conn.connection.cursor()
+    cursor.execute("SELECT name, parameter_types::text FROM pg_prepared_statements ORDER BY name")
+    return cursor.fetchall()
+
+
+def genres_after(conn: sa.Connection, pattern: str, after: int, n: int = 50) -> list[str]:
+    rows = fetch_all(conn, GENRES_AFTER, {"pattern": pattern, "after": after, "n": n}, ["after"])
+    return [name for (name,) in rows]
+
+
+def test_statement_is_prepared_on_second_run_with_only_bound_values_as_parameters(
+    conn: sa.Connection,
+) -> None:
+    first = genres_after(conn, "%", 0)
+    assert len(first) == 28 and first[0] == "Action"
+    assert statements(conn) == [], "a statement run once is not prepared"
+    assert genres_after(conn, "%", 0) == first
+    assert statements(conn) == [("movies_1", "{smallint}")]
+    # Another keyset value: the same statement. Another filter value: another statement text.
+    assert genres_after(conn, "%", 25) == ["Thriller", "War", "Western"]
+    assert genres_after(conn, "%", 25) == ["Thriller", "War", "Western"]
+    assert [name for name, _ in statements(conn)] == ["movies_1"]
+    assert genres_after(conn, "S%", 0) == ["Sci-Fi", "Short", "Sport"]
+    assert genres_after(conn, "S%", 0) == ["Sci-Fi", "Short", "Sport"]
+    assert [name for name, _ in statements(conn)] == ["movies_1", "movies_2"]
+
+
+def test_literal_values_with_quotes_and_percent_signs_stay_values(conn: sa.Connection) -> None:
+    for pattern in ["%'; DROP TABLE genre; --", "Film-%", "100%", "%%"]:
+        expected = genres_after(conn, pattern, 0)
+        assert genres_after(conn, pattern, 0) == expected, pattern
+    assert genres_after(conn, "Film-%", 0) == ["Film-Noir"]
+    assert genres_after(conn, "%'; DROP TABLE genre; --", 0) == []
+    assert len(genres_after(conn, "%%", 0)) == 28
+
+
+def test_unused_bound_parameter_is_no_statement_parameter(conn: sa.Connection) -> None:
+    sql = "SELECT name FROM genre WHERE id = %(id)s"
+    for _ in range(3):
+        assert fetch_all(conn, sql, {"id": 6, "unused": None}, ["unused", "id"]) == [("Comedy",)]
+    assert statements(conn) == [("movies_1", "{smallint}")]
+
+
+def test_least_recently_used_statement_is_deallocated(
+    conn: sa.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared, "MAX_PREPARED", 2)
+    for pattern in ["A%", "B%", "A%", "C%"]:  # A is used again before C arrives: B goes
+        genres_after(conn, pattern, 0)
+        genres_after(conn, pattern, 0)
+    assert len(statements(conn)) == 2
+    assert genres_after(conn, "A%", 0) == ["Action", "Adult", "Adventure", "Animation"]
+    assert genres_after(conn, "C%", 0) == ["Comedy", "Crime"]
+    assert genres_after(conn, "B%", 0) == ["Biography"]
+
+
+def test_statements_dropped_by_the_server_are_prepared_again(conn: sa.Connection) -> None:
+    genres_after(conn, "%", 0)
+    genres_after(conn, "%", 0)
+    conn.connection.cursor().execute("DEALLOCATE ALL")
+    assert genres_after(conn, "%", 20) == [
+        "Romance", "Sci-Fi", "Short", "Sport", "Talk-Show", "Thriller", "War", "Western",
+    ]  # fmt: skip
+    genres_after(conn, "%", 0)
+    assert len(statements(conn)) == 1
+
+
+def test_failed_execution_keeps_the_statement_usable(conn: sa.Connection) -> None:
+    sql = "SELECT 10 / %(divisor)s"
+    for divisor in (5, 2):
+        assert fetch_all(conn, sql, {"divisor": divisor}, ["divisor"]) == [(10 // divisor,)]
+    with pytest.raises(sa.exc.DataError) as raised:
+        fetch_all(conn, sql, {"divisor": 0}, ["divisor"])
+    assert raised.value.orig.pgcode == "22012"  # division_by_zero, raised as SQLAlchemy's error
+    assert fetch_all(conn, sql, {"divisor": 10}, ["divisor"]) == [(1,)]
+    assert len(statements(conn)) == 1
+
+
+def test_new_connection_starts_with_no_statements(engine: sa.Engine) -> None:
+    with engine.connect() as first:
+        genres_after(first, "%", 0)
+        genres_after(first, "%", 0)
+        first.invalidate()
+    with engine.connect() as second:
+        assert statements(second) == []
+        assert len(genres_after(second, "%", 0)) == 28
