@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -308,3 +309,44 @@ def test_unreachable_database_is_a_load_error(tmp_path):
             str(NASTY),
             downloads=tmp_path,
         )
+
+
+def test_swap_waits_for_readers_and_retries(engine, database_url, tmp_path, monkeypatch, caplog):
+    run_load(database_url, str(NASTY), downloads=tmp_path)
+    monkeypatch.setattr(write, "SWAP_LOCK_TIMEOUT", "100ms")
+    v2 = write_files(tmp_path / "v2", [movie_line(f"tt{n:07d}", f"N{n}") for n in range(30)], [])
+    real_swap = write.swap
+    reader = engine.connect()
+    timer = threading.Timer(0.5, reader.close)
+
+    def swap_while_reading(cur, renames) -> None:
+        reader.execute(sa.text("SELECT count(*) FROM movie"))  # holds its lock for 0.5 s
+        timer.start()
+        real_swap(cur, renames)
+
+    monkeypatch.setattr(write, "swap", swap_while_reading)
+    try:
+        run_load(database_url, str(v2), downloads=tmp_path)
+    finally:
+        timer.join()
+    assert "swap attempt 1/5: tables busy; retrying" in caplog.text
+    assert scalar(engine, "SELECT count(*) FROM movie_imdb") == 30
+
+
+def test_swap_gives_up_when_readers_never_leave(engine, database_url, tmp_path, monkeypatch):
+    run_load(database_url, str(NASTY), downloads=tmp_path)
+    monkeypatch.setattr(write, "SWAP_LOCK_TIMEOUT", "50ms")
+    monkeypatch.setattr(write, "SWAP_ATTEMPTS", 2)
+    v2 = write_files(tmp_path / "v2", [movie_line(f"tt{n:07d}", f"N{n}") for n in range(30)], [])
+    real_swap = write.swap
+    with engine.connect() as reader:
+
+        def swap_while_reading(cur, renames) -> None:
+            reader.execute(sa.text("SELECT count(*) FROM movie"))  # holds its lock
+            real_swap(cur, renames)
+
+        monkeypatch.setattr(write, "swap", swap_while_reading)
+        with pytest.raises(LoadError, match="could not lock the movie tables"):
+            run_load(database_url, str(v2), downloads=tmp_path)
+    assert scalar(engine, "SELECT count(*) FROM movie_imdb") == 17
+    assert staging_tables(engine) == []

@@ -28,6 +28,7 @@ from movies.loader.transform import (
     genre_links,
     genre_names,
     join_ratings,
+    mean_rating,
     select_movies,
     select_ratings,
     to_movie_rows,
@@ -88,7 +89,8 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
         write.check_shrink(report.previous_movies, movies.num_rows, force=force)
         with _phase(report, "copy"):
             write.create_staging(cur)
-            write.copy_movies(cur, csv_chunks(to_movie_rows(movies)))
+            report.mean_rating = mean_rating(movies)
+            write.copy_movies(cur, csv_chunks(to_movie_rows(movies, report.mean_rating)))
             genre_ids = write.ensure_genres(cur, genre_names(movies))
             links = genre_links(movies, genre_ids)
             del movies
@@ -100,6 +102,7 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
             write.analyze(cur)
         with _phase(report, "swap"):
             write.swap(cur, renames)
+            write.rescore_user_movies(cur, report.mean_rating)
             write.record_load(
                 cur,
                 source=source,
@@ -111,6 +114,7 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
                 genre_links=report.genre_links,
                 skipped_rows=report.skipped_rows,
                 seconds=report.total_seconds,
+                mean_rating=report.mean_rating,
             )
             conn.commit()
         log.info("load committed: %d movies", report.movies)

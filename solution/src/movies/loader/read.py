@@ -154,8 +154,7 @@ def _decoded(path: Path, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordB
 def open_stream(path: Path) -> BinaryIO:
     """Open `path` for reading decompressed bytes (gzip is detected by its magic number).
 
-    :raise FormatError: if a file named .gz is not gzip.
-    :raise SourceError: never; a missing file raises FormatError naming it.
+    :raise FormatError: if the file cannot be opened, or a file named .gz is not gzip.
     """
     try:
         raw = open(path, "rb")

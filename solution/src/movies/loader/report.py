@@ -22,6 +22,7 @@ class LoadReport:
     genre_links: int = 0
     ratings_without_movie: int = 0
     previous_movies: int = 0
+    mean_rating: float | None = None  # C of the weighted rating (movies.score)
     skipped: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 

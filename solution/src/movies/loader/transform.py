@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from movies.loader.report import LoadReport
+from movies.score import MIN_VOTES, SCALE
 
 TCONST = r"^tt[0-9]{7,}$"
 YEAR = r"^[0-9]{1,4}$"  # smallint
@@ -46,12 +47,15 @@ MOVIE_COLUMNS = (
     "source",
     "title",
     "original_title",
+    "search_title",
+    "search_original",
     "year",
     "runtime_minutes",
     "rating",
     "votes",
     "is_adult",
     "genres",
+    "score",
 )
 COPY_ROWS = 65_536
 
@@ -154,6 +158,25 @@ def join_ratings(movies: pa.Table, ratings: pa.Table, report: LoadReport) -> pa.
     return joined
 
 
+def fold_titles(titles: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """`movies.search.fold` of every title, vectorised (the same steps; NULL stays NULL)."""
+    folded = pc.utf8_normalize(titles, "NFKD")
+    folded = pc.replace_substring_regex(folded, r"\p{Mn}+", "")
+    folded = pc.replace_substring_regex(folded, r"[^\p{L}\p{N}]+", " ")
+    folded = pc.replace_substring(pc.utf8_lower(folded), "ς", "σ")
+    return pc.utf8_trim(folded, " ")
+
+
+def search_folds(
+    titles: pa.ChunkedArray | pa.Array, originals: pa.ChunkedArray | pa.Array
+) -> dict[str, pa.ChunkedArray | pa.Array]:
+    """The `search_title` and `search_original` columns (`movies.search.fold_titles`)."""
+    title = fold_titles(titles)
+    original = fold_titles(originals)
+    same = pc.fill_null(pc.equal(original, title), True)
+    return {"search_title": title, "search_original": pc.if_else(same, "", original)}
+
+
 def _array_literal(genres: pa.ChunkedArray) -> pa.ChunkedArray:
     """ "A,B" → '{"A","B"}' (a PostgreSQL text[] literal, every element quoted); NULL → '{}'."""
     escaped = pc.replace_substring(genres, "\\", "\\\\")
@@ -163,8 +186,28 @@ def _array_literal(genres: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.fill_null(literal, "{}")
 
 
-def to_movie_rows(joined: pa.Table) -> pa.Table:
-    """The joined table in the column order and text form of `movie` for COPY ... CSV."""
+def mean_rating(joined: pa.Table) -> float | None:
+    """C of the weighted rating: the mean rating of the rated movies (None if none is rated)."""
+    return pc.mean(pc.cast(joined["averageRating"], pa.float64())).as_py()
+
+
+def weighted_ratings(joined: pa.Table, mean: float | None) -> pa.Array:
+    """Every movie's score (`movies.score`) as text with SCALE decimals; NULL when unrated."""
+    rating = pc.cast(_flat(joined["averageRating"]), pa.float64())
+    if mean is None:
+        return pa.nulls(joined.num_rows, pa.string())
+    votes = pc.fill_null(pc.cast(_flat(joined["numVotes"]), pa.float64()), 0.0)
+    score = pc.divide(
+        pc.add(pc.multiply(votes, rating), MIN_VOTES * mean), pc.add(votes, float(MIN_VOTES))
+    )
+    return pc.cast(pc.round(score, SCALE), pa.string())
+
+
+def to_movie_rows(joined: pa.Table, mean: float | None = None) -> pa.Table:
+    """The joined table in the column order and text form of `movie` for COPY ... CSV.
+
+    `mean` is C of the weighted rating (`mean_rating`); without it every score is NULL.
+    """
     n = joined.num_rows
     adult = pc.if_else(pc.fill_null(pc.equal(joined["isAdult"], "1"), False), "t", "f")
     return pa.table(
@@ -173,12 +216,14 @@ def to_movie_rows(joined: pa.Table) -> pa.Table:
             "source": pa.repeat(pa.scalar("imdb"), n),
             "title": joined["primaryTitle"],
             "original_title": joined["originalTitle"],
+            **search_folds(joined["primaryTitle"], joined["originalTitle"]),
             "year": joined["startYear"],
             "runtime_minutes": joined["runtimeMinutes"],
             "rating": joined["averageRating"],
             "votes": joined["numVotes"],
             "is_adult": adult,
             "genres": _array_literal(joined["genres"]),
+            "score": weighted_ratings(joined, mean),
         }
     )
 

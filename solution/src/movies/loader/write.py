@@ -24,6 +24,7 @@ import psycopg2.errors
 
 from movies.loader.errors import LoadError, LoadInProgressError, ShrinkError
 from movies.loader.transform import MOVIE_COLUMNS
+from movies.score import weighted_rating
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,6 @@ class _ChunkReader:
         data, self._pending = self._pending[:size], self._pending[size:]
         return data
 
-    readline = read
-
 
 def copy_movies(cur, csv_chunks: Iterable[bytes]) -> None:
     """COPY the movie rows (CSV in `MOVIE_COLUMNS` order) into the staging table."""
@@ -217,7 +216,7 @@ def analyze(cur) -> None:
         _timed(cur, f"ANALYZE {part.staging}")
 
 
-def swap(cur, renames: Renames, *, attempts: int = SWAP_ATTEMPTS) -> None:
+def swap(cur, renames: Renames, *, attempts: int | None = None) -> None:
     """Replace the live partitions by the staging tables, inside a savepoint.
 
     Readers keep seeing the old rows until the transaction commits; they wait only from here to
@@ -226,6 +225,7 @@ def swap(cur, renames: Renames, *, attempts: int = SWAP_ATTEMPTS) -> None:
 
     :raise LoadError: if the locks could not be had after `attempts` tries.
     """
+    attempts = attempts or SWAP_ATTEMPTS
     for attempt in range(1, attempts + 1):
         cur.execute("SAVEPOINT swap")
         try:
@@ -268,12 +268,13 @@ def record_load(
     genre_links: int,
     skipped_rows: int,
     seconds: float,
+    mean_rating: float | None = None,
 ) -> None:
     """Insert the `dataset_load` row describing this load."""
     cur.execute(
         "INSERT INTO dataset_load (source, basics_last_modified, ratings_last_modified, "
-        "rows_read, movies, rated_movies, genre_links, skipped_rows, seconds) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "rows_read, movies, rated_movies, genre_links, skipped_rows, seconds, mean_rating) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             source,
             basics_last_modified,
@@ -284,5 +285,18 @@ def record_load(
             genre_links,
             skipped_rows,
             round(seconds, 3),
+            mean_rating,
         ),
     )
+
+
+def rescore_user_movies(cur, mean_rating: float | None) -> None:
+    """Recompute the score of every rated user movie with the new dataset's mean rating.
+
+    User movies are few (created one by one through the API), so they are scored in Python with
+    the very function POST /movies uses.
+    """
+    cur.execute("SELECT id, rating, votes FROM movie_user WHERE rating IS NOT NULL")
+    scores = [(weighted_rating(r, v, mean_rating), i) for i, r, v in cur.fetchall()]
+    if scores:
+        cur.executemany("UPDATE movie_user SET score = %s WHERE id = %s", scores)
