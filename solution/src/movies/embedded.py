@@ -41,5 +41,37 @@ def start_embedded(pgdata: Path, *, stop_on_exit: bool = False) -> str:
         raise EmbeddedDatabaseError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
         ) from exc
+    url = server.get_uri()
+    _tune_for_bulk_loads(url, server)
     log.info("embedded PostgreSQL running in %s", pgdata)
-    return server.get_uri()
+    return url
+
+
+# A private single-node server has no replicas, so WAL beyond crash recovery is wasted work. With
+# wal_level=minimal, the loader's COPY into and index builds on tables created in its own
+# transaction skip WAL entirely (the files are synced at commit instead).
+BULK_LOAD_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0"}
+
+
+def _tune_for_bulk_loads(url: str, server) -> None:
+    """Apply BULK_LOAD_SETTINGS once (they need a restart), then leave the server alone."""
+    import psycopg2
+    from pgserver._commands import pg_ctl
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True  # ALTER SYSTEM cannot run in a transaction block
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW wal_level")
+            if cur.fetchone()[0] == BULK_LOAD_SETTINGS["wal_level"]:
+                return
+            for name, value in BULK_LOAD_SETTINGS.items():
+                cur.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+    finally:
+        conn.close()
+    try:
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+    except Exception as exc:
+        raise EmbeddedDatabaseError(
+            f"could not restart the embedded PostgreSQL in {server.pgdata}: {exc}"
+        ) from exc
