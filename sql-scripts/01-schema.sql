@@ -78,6 +78,13 @@ CREATE INDEX IF NOT EXISTS movie_runtime_asc_idx ON movie (runtime_minutes ASC N
 CREATE INDEX IF NOT EXISTS movie_runtime_desc_idx ON movie (runtime_minutes DESC NULLS LAST, id DESC);
 CREATE INDEX IF NOT EXISTS movie_genres_idx ON movie USING gin (genres);
 
+-- The weighted rating (Bayesian average, see solution/src/movies/score.py): computed by the loader
+-- for IMDb movies, by the API for user movies; NULL for unrated movies. Stored, so sort=-score is
+-- an index scan like the other keys; numeric(6, 4) round-trips exactly through a cursor.
+ALTER TABLE movie ADD COLUMN IF NOT EXISTS score numeric(6, 4);
+CREATE INDEX IF NOT EXISTS movie_score_asc_idx ON movie (score ASC NULLS LAST, id ASC);
+CREATE INDEX IF NOT EXISTS movie_score_desc_idx ON movie (score DESC NULLS LAST, id DESC);
+
 CREATE TABLE IF NOT EXISTS movie_genre (
     movie_id text COLLATE "C" NOT NULL,
     source   text NOT NULL,
@@ -104,3 +111,6 @@ CREATE TABLE IF NOT EXISTS dataset_load (
     skipped_rows          bigint NOT NULL,
     seconds               numeric(10, 3) NOT NULL
 );
+
+-- C of the weighted rating: the mean rating of this load's rated movies (NULL if none is rated).
+ALTER TABLE dataset_load ADD COLUMN IF NOT EXISTS mean_rating double precision;

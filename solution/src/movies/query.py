@@ -59,8 +59,10 @@ SORT_COLUMNS: dict[str, sa.Column] = {
     "rating": movie.c.rating,
     "votes": movie.c.votes,
     "runtime": movie.c.runtime_minutes,
+    "score": movie.c.score,  # the weighted rating, see movies.score
 }
 NOT_NULL_SORT_KEYS = frozenset({"title"})
+DECIMAL_SORT_KEYS = frozenset({"rating", "score"})  # numeric: cursors carry them as strings
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ MOVIE_COLUMNS = (
     movie.c.runtime_minutes,
     movie.c.is_adult,
     movie.c.imdb_id,
+    movie.c.score,
 )
 SORT_VALUE_COLUMN = {
     name: [c.name for c in MOVIE_COLUMNS].index(col.name) for name, col in SORT_COLUMNS.items()
@@ -217,12 +220,12 @@ def keyset_from_json(sort: Sequence[SortKey], values: Any, movie_id: Any) -> Key
             converted.append(None)
         elif key.name == "title" and isinstance(value, str):
             converted.append(value)
-        elif key.name == "rating" and isinstance(value, str):
+        elif key.name in DECIMAL_SORT_KEYS and isinstance(value, str):
             try:
                 converted.append(Decimal(value))
             except ArithmeticError:
-                raise QueryError("cursor holds a bad rating") from None
-        elif key.name not in ("title", "rating") and type(value) is int:
+                raise QueryError(f"cursor holds a bad {key.name}") from None
+        elif key.name != "title" and key.name not in DECIMAL_SORT_KEYS and type(value) is int:
             converted.append(value)
         else:
             raise QueryError(f"cursor holds a bad value for {key.name}")

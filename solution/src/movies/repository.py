@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from movies import query as q
+from movies.score import weighted_rating
 from movies.prepared import fetch_all
 from movies.tables import (
     dataset_load,
@@ -84,10 +85,16 @@ def imdb_id_taken(conn: sa.Connection, imdb_id: str) -> bool:
 def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
     """Insert a user movie and its genre links; return it as MOVIE_COLUMNS. Does not commit.
 
-    `fields` holds movie_user columns; `genres` must be canonical genre names.
+    `fields` holds movie_user columns; `genres` must be canonical genre names. The score is
+    computed here, with the mean rating of the latest load.
     """
+    mean = conn.execute(
+        sa.select(dataset_load.c.mean_rating).order_by(dataset_load.c.id.desc()).limit(1)
+    ).scalar()
+    score = weighted_rating(fields.get("rating"), fields.get("votes"), mean)
     returning = [movie_user.c[column.name] for column in q.MOVIE_COLUMNS]
-    row = conn.execute(sa.insert(movie_user).values(**fields).returning(*returning)).one()
+    statement = sa.insert(movie_user).values(**fields, score=score).returning(*returning)
+    row = conn.execute(statement).one()
     if fields.get("genres"):
         links = sa.select(sa.literal(row.id, movie_user.c.id.type), genre.c.id).where(
             genre.c.name.in_(fields["genres"])

@@ -30,6 +30,7 @@ def _movie_columns(*, generated: bool = False) -> list[sa.Column]:
         sa.Column("genres", postgresql.ARRAY(C_TEXT), nullable=False),
         sa.Column("imdb_id", C_TEXT),
         sa.Column("created_at", sa.DateTime(timezone=True), **default),
+        sa.Column("score", sa.Numeric(6, 4)),
     ]
 
 
@@ -71,4 +72,5 @@ dataset_load = sa.Table(
     sa.Column("genre_links", sa.BigInteger, nullable=False),
     sa.Column("skipped_rows", sa.BigInteger, nullable=False),
     sa.Column("seconds", sa.Numeric(10, 3), nullable=False),
+    sa.Column("mean_rating", sa.Double),
 )

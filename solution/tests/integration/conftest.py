@@ -78,6 +78,7 @@ MOVIE_KEYS = (
     "is_adult",
     "imdb_url",
     "source",
+    "score",
 )
 
 
@@ -226,6 +227,7 @@ def api_movie(row: dict) -> dict:
         "is_adult": row["is_adult"],
         "imdb_url": f"https://www.imdb.com/title/{tconst}/" if tconst else None,
         "source": row["source"],
+        "score": None if row.get("score") is None else float(row["score"]),
     }
 
 
@@ -235,6 +237,7 @@ SORT_FIELDS = {
     "rating": "rating",
     "votes": "votes",
     "runtime": "runtime_minutes",
+    "score": "score",
 }
 
 

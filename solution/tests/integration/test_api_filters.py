@@ -149,6 +149,7 @@ def test_movie_has_every_field(client: FlaskClient, seed_movies: list[dict]) -> 
             "is_adult",
             "imdb_url",
             "source",
+            "score",
         ]
 
 

@@ -52,6 +52,7 @@ def test_post_creates_movie_then_get_returns_it(
         "is_adult": False,
         "imdb_url": "https://www.imdb.com/title/tt0133093/",
         "source": "user",
+        "score": None,  # no load yet: the mean rating C is unknown
     }
     assert write_client.get(response.headers["Location"]).json == created
     listed = write_client.get("/movies?genre=sci-fi,DRAMA&rating_gt=8.5&sort=-rating").json

@@ -22,6 +22,7 @@ def movie_json(row: Sequence[Any]) -> dict[str, Any]:
         runtime_minutes,
         is_adult,
         imdb_id,
+        score,
     ) = row
     tconst = movie_id if source == "imdb" else imdb_id
     return {
@@ -36,6 +37,7 @@ def movie_json(row: Sequence[Any]) -> dict[str, Any]:
         "is_adult": is_adult,
         "imdb_url": IMDB_TITLE_URL.format(tconst) if tconst else None,
         "source": source,
+        "score": None if score is None else float(score),
     }
 
 
@@ -56,4 +58,5 @@ def dataset_json(row: Any) -> dict[str, Any]:
         "genre_links": row.genre_links,
         "skipped_rows": row.skipped_rows,
         "seconds": float(row.seconds),
+        "mean_rating": row.mean_rating,
     }
