@@ -67,6 +67,19 @@ CREATE TABLE IF NOT EXISTS movie_user PARTITION OF movie (
 
 CREATE UNIQUE INDEX IF NOT EXISTS movie_user_imdb_id_key ON movie_user (imdb_id);
 
+-- Title search (`q`, see solution/src/movies/search.py). No extension is needed (the embedded
+-- server ships none): the loader and the API store the search fold of each title (lower case,
+-- accents removed, words separated by one space), and of the original title when it folds
+-- differently (else ''). Built-in full-text search with the 'simple' configuration (no stemming,
+-- no stop words) finds the movies holding every word; the B-trees ("C" collation, so a LIKE prefix
+-- is a range scan) find the exact and prefix title matches that sort=relevance ranks first.
+ALTER TABLE movie ADD COLUMN IF NOT EXISTS search_title text COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE movie ADD COLUMN IF NOT EXISTS search_original text COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS movie_search_idx ON movie
+    USING gin (to_tsvector('simple', search_title || ' ' || search_original));
+CREATE INDEX IF NOT EXISTS movie_search_title_idx ON movie (search_title);
+CREATE INDEX IF NOT EXISTS movie_search_original_idx ON movie (search_original);
+
 CREATE INDEX IF NOT EXISTS movie_title_idx ON movie (title, id);
 CREATE INDEX IF NOT EXISTS movie_year_asc_idx ON movie (year ASC NULLS LAST, id ASC);
 CREATE INDEX IF NOT EXISTS movie_year_desc_idx ON movie (year DESC NULLS LAST, id DESC);
@@ -114,3 +127,11 @@ CREATE TABLE IF NOT EXISTS dataset_load (
 
 -- C of the weighted rating: the mean rating of this load's rated movies (NULL if none is rated).
 ALTER TABLE dataset_load ADD COLUMN IF NOT EXISTS mean_rating double precision;
+
+-- The digest of these scripts when they were last applied (movies.schema): an up-to-date database
+-- is left alone, so starting the API or a load takes no lock on `movie`.
+CREATE TABLE IF NOT EXISTS schema_state (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    digest     text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);

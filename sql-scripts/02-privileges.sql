@@ -20,7 +20,7 @@ DO $$
 DECLARE
     owned_by_loader constant text[] := ARRAY[
         'genre', 'movie', 'movie_imdb', 'movie_user', 'movie_genre', 'movie_genre_imdb',
-        'movie_genre_user', 'dataset_load'
+        'movie_genre_user', 'dataset_load', 'schema_state'
     ];
     relation text;
 BEGIN
@@ -48,7 +48,7 @@ BEGIN
     END IF;
 
     GRANT SELECT ON genre, movie, movie_imdb, movie_user, movie_genre, movie_genre_imdb,
-        movie_genre_user, dataset_load TO movies_api;
+        movie_genre_user, dataset_load, schema_state TO movies_api;
     GRANT INSERT ON movie_user, movie_genre_user TO movies_api;
     GRANT USAGE ON SEQUENCE movie_user_number TO movies_api;
     ALTER DEFAULT PRIVILEGES FOR ROLE movies_loader IN SCHEMA public

@@ -1,7 +1,15 @@
-"""Apply the schema from sql-scripts/ (shipped inside the package as movies/sql)."""
+"""Apply the schema from sql-scripts/ (shipped inside the package as movies/sql).
+
+The scripts are idempotent, but running them is not free: `ALTER TABLE ... ADD COLUMN IF NOT
+EXISTS` and `CREATE INDEX IF NOT EXISTS` lock `movie` before they find there is nothing to do,
+and would queue behind a long reader (an export) while every new reader queues behind them. So
+the digest of the scripts last applied is kept in `schema_state` (01-schema.sql), and an
+up-to-date database is left alone: the API's start and each load only read one row.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 
 import sqlalchemy as sa
@@ -19,9 +27,39 @@ def schema_scripts() -> list[tuple[str, str]]:
     return [(entry.name, entry.read_text(encoding="utf-8")) for entry in scripts]
 
 
-def apply_schema(engine: sa.Engine) -> None:
-    """Create whatever part of the schema is missing. Safe to run on every start."""
+def schema_digest(scripts: list[tuple[str, str]]) -> str:
+    """A fingerprint of the scripts' names and texts."""
+    sha = hashlib.sha256()
+    for name, sql in scripts:
+        sha.update(name.encode() + b"\0" + sql.encode() + b"\0")
+    return sha.hexdigest()
+
+
+def applied_digest(conn: sa.Connection) -> str | None:
+    """The digest of the scripts this database was last brought up to, if any."""
+    if conn.execute(sa.text("SELECT to_regclass('schema_state')")).scalar() is None:
+        return None
+    return conn.execute(sa.text("SELECT digest FROM schema_state")).scalar()
+
+
+def apply_schema(engine: sa.Engine) -> bool:
+    """Bring the database up to the scripts; return False when it already was (nothing locked)."""
+    scripts = schema_scripts()
+    digest = schema_digest(scripts)
+    with engine.connect() as conn:
+        if applied_digest(conn) == digest:
+            return False
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
-        for _name, sql in schema_scripts():
+        if applied_digest(conn) == digest:  # another process got there first
+            return False
+        for _name, sql in scripts:
             conn.exec_driver_sql(sql)
+        conn.execute(
+            sa.text(
+                "INSERT INTO schema_state (digest) VALUES (:digest) ON CONFLICT (singleton) "
+                "DO UPDATE SET digest = excluded.digest, applied_at = now()"
+            ),
+            {"digest": digest},
+        )
+    return True

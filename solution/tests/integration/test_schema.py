@@ -17,3 +17,29 @@ def test_user_movie_ids_never_look_like_tconsts(engine: sa.Engine) -> None:
             sa.text("INSERT INTO movie_user (title) VALUES ('Mine') RETURNING id")
         ).scalar_one()
     assert new_id.startswith("um") and not new_id.startswith("tt")
+
+
+def test_up_to_date_schema_is_not_reapplied_behind_a_long_reader(engine: sa.Engine) -> None:
+    """A long reader of `movie` (an export) must not stall the API's start or a load."""
+    from movies.schema import apply_schema
+
+    reader = engine.connect()
+    try:
+        reader.execute(sa.text("SELECT count(*) FROM movie"))  # holds ACCESS SHARE until rollback
+        starter = sa.create_engine(engine.url, connect_args={"options": "-c lock_timeout=500"})
+        try:
+            assert apply_schema(starter) is False
+        finally:
+            starter.dispose()
+    finally:
+        reader.rollback()
+        reader.close()
+
+
+def test_changed_scripts_are_applied_again(engine: sa.Engine) -> None:
+    from movies.schema import apply_schema
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE schema_state SET digest = 'old'"))
+    assert apply_schema(engine) is True
+    assert apply_schema(engine) is False
