@@ -214,7 +214,7 @@ def scenario_refresh(ctx: Context) -> None:
     ctx.row(
         "refresh",
         "failed requests",
-        f"{total.failures} {_statuses(total.statuses)}",
+        f"{total.failures} {_statuses(total.statuses, total.empty_pages)}",
         "0",
         total.failures == 0,
     )
@@ -253,12 +253,21 @@ def scenario_refresh(ctx: Context) -> None:
         "load_stderr": run.stderr[-50:],
         "load_stdout": run.stdout,
         "errors": sorted({s.error for s in samples if s.error}),
+        "failures": [
+            {"at": round(s.started, 3), "path": s.path, "status": s.status, "items": s.items}
+            for s in samples
+            if s.status != 200 or s.empty_page
+        ][:200],
+        "load_started_at": t_load0,
+        "load_ended_at": t_load1,
     }
 
 
-def _statuses(statuses: dict[int, int]) -> str:
-    bad = {k: v for k, v in statuses.items() if k != 200}
-    return "" if not bad else "(" + ", ".join(f"{k or 'conn'}: {v}" for k, v in bad.items()) + ")"
+def _statuses(statuses: dict[int, int], empty_pages: int = 0) -> str:
+    parts = [f"{k or 'no response'}: {v}" for k, v in statuses.items() if k != 200]
+    if empty_pages:
+        parts.append(f"200 with an empty page: {empty_pages}")
+    return f"({', '.join(parts)})" if parts else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -753,7 +762,13 @@ def scenario_sustain(ctx: Context) -> None:
     growth = {pid: (rss_end.get(pid, 0) - rss_start[pid]) / 2**20 for pid in rss_start}
     ctx.row("sustain", "connections x seconds", f"{args.sustain_clients} x {t1 - t0:.0f} s")
     ctx.row("sustain", "requests / throughput", f"{w.requests:,} / {w.rps:.0f} req/s")
-    ctx.row("sustain", "errors", f"{w.failures} {_statuses(w.statuses)}", "0", w.failures == 0)
+    ctx.row(
+        "sustain",
+        "errors",
+        f"{w.failures} {_statuses(w.statuses, w.empty_pages)}",
+        "0",
+        w.failures == 0,
+    )
     ctx.row("sustain", "p50 / p99 / max", f"{ms(w.p50_ms)} / {ms(w.p99_ms)} / {ms(w.max_ms)}")
     start_mb = ", ".join(f"{v / 2**20:.0f}" for v in rss_start.values())
     end_mb = ", ".join(f"{rss_end.get(pid, 0) / 2**20:.0f}" for pid in rss_start)

@@ -51,6 +51,14 @@ class Sample:
     content_type: str
     kind: str  # "list", "page" (followed cursor), "get"
     error: str = ""
+    path: str = ""
+    items: int = -1  # movies in a 200 list response (-1: not a list or not 200)
+
+    @property
+    def empty_page(self) -> bool:
+        """A 200 list page without movies: every query of the mix matches thousands, so this
+        is a wrong answer (a page read from a snapshot that cannot see the data)."""
+        return self.kind != "get" and self.status == 200 and self.items == 0
 
 
 class RequestMix:
@@ -130,12 +138,15 @@ class Traffic:
                     status = response.status_code
                     content_type = response.headers.get("Content-Type", "")
                     error = ""
-                    if kind != "get" and status == 200 and rng.random() < self.follow_cursor:
-                        cursor = response.json().get("next_cursor")
-                        if cursor:
+                    items = -1
+                    if kind != "get" and status == 200:
+                        body = response.json()
+                        items = len(body.get("items") or [])
+                        cursor = body.get("next_cursor")
+                        if cursor and rng.random() < self.follow_cursor:
                             next_url = with_cursor(path, cursor)
                 except (requests.RequestException, ValueError) as exc:
-                    status, content_type, error = 0, "", type(exc).__name__
+                    status, content_type, error, items = 0, "", type(exc).__name__, -1
                     if isinstance(exc, requests.ConnectionError):
                         time.sleep(0.01)  # no busy loop while the server is down
                 out.append(
@@ -146,6 +157,8 @@ class Traffic:
                         content_type.split(";")[0].strip(),
                         kind,
                         error,
+                        path,
+                        items,
                     )
                 )
 
@@ -172,7 +185,8 @@ class Window:
     """Figures for the samples that started within [start, end)."""
 
     requests: int
-    failures: int
+    failures: int  # a status not in `ok`, no response, or a 200 list page without movies
+    empty_pages: int
     statuses: dict[int, int]
     p50_ms: float
     p99_ms: float
@@ -183,11 +197,12 @@ class Window:
 def window(samples: Sequence[Sample], start: float, end: float, ok=(200,)) -> Window:
     inside = [s for s in samples if start <= s.started < end]
     latencies = [s.seconds * 1000 for s in inside]
-    failures = sum(1 for s in inside if s.status not in ok)
+    failures = sum(1 for s in inside if s.status not in ok or s.empty_page)
     duration = max(end - start, 1e-9)
     return Window(
         requests=len(inside),
         failures=failures,
+        empty_pages=sum(1 for s in inside if s.empty_page),
         statuses=dict(Counter(s.status for s in inside)),
         p50_ms=percentile(latencies, 50),
         p99_ms=percentile(latencies, 99),
