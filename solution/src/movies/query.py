@@ -32,6 +32,7 @@ Order and keyset pagination
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -44,6 +45,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from movies.search import Search
 from movies.tables import movie
 
 DIALECT = postgresql.psycopg2.dialect()
@@ -173,10 +175,21 @@ class MovieQuery:
     include_adult: bool = False
     sort: tuple[SortKey, ...] = DEFAULT_SORT
     limit: int = DEFAULT_LIMIT
+    genres_any: tuple[str, ...] = ()  # at least one of these (sorted)
+    genres_not: tuple[str, ...] = ()  # none of these (sorted)
+    search: Search | None = None
 
     def fingerprint(self) -> str:
         """A short digest of the filters and the sort (not the limit): what a cursor is bound to."""
-        return _fingerprint(self.genres, self.ranges, self.include_adult, self.sort)
+        return _fingerprint(
+            self.genres,
+            self.ranges,
+            self.include_adult,
+            self.sort,
+            self.genres_any,
+            self.genres_not,
+            None if self.search is None else self.search.text,
+        )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -185,6 +198,9 @@ def _fingerprint(
     ranges: tuple[tuple[str, Any], ...],
     include_adult: bool,
     sort: tuple[SortKey, ...],
+    genres_any: tuple[str, ...] = (),
+    genres_not: tuple[str, ...] = (),
+    search: str | None = None,
 ) -> str:
     canonical = json.dumps(
         {
@@ -192,6 +208,9 @@ def _fingerprint(
             "r": [[name, str(value)] for name, value in sorted(ranges)],
             "a": include_adult,
             "s": [str(key) for key in sort],
+            "ga": sorted(genres_any),
+            "gn": sorted(genres_not),
+            "q": search,
         },
         separators=(",", ":"),
     )
@@ -212,6 +231,8 @@ def keyset_from_json(sort: Sequence[SortKey], values: Any, movie_id: Any) -> Key
 
     :raise QueryError: if the values do not fit the sort keys.
     """
+    if tuple(sort) == RELEVANCE:
+        return relevance_keyset_from_json(values, movie_id)
     if not isinstance(values, list) or len(values) != len(sort) or not isinstance(movie_id, str):
         raise QueryError("cursor does not match the sort")
     converted: list[Any] = []
@@ -238,14 +259,29 @@ def keyset_to_json(keyset: Keyset) -> list[Any]:
 
 
 def keyset_of_row(sort: Sequence[SortKey], row: Sequence[Any]) -> Keyset:
-    """The keyset of a row selected with MOVIE_COLUMNS."""
+    """The keyset of a row selected with MOVIE_COLUMNS (and the match class for relevance)."""
+    if tuple(sort) == RELEVANCE:
+        return relevance_keyset(row)
     return Keyset(tuple(row[SORT_VALUE_COLUMN[key.name]] for key in sort), row[0])
 
 
-def _conditions(genres: Any, ranges: Sequence[tuple[str, Any]], include_adult: bool) -> list:
+def _conditions(
+    genres: Any,
+    ranges: Sequence[tuple[str, Any]],
+    include_adult: bool,
+    genres_any: Any = None,
+    genres_not: Any = None,
+    tsquery: Any = None,
+) -> list:
     conditions: list[sa.ColumnElement[bool]] = []
     if genres is not None:
         conditions.append(movie.c.genres.contains(genres))
+    if genres_any is not None:
+        conditions.append(movie.c.genres.overlap(genres_any))
+    if genres_not is not None:
+        conditions.append(sa.not_(movie.c.genres.overlap(genres_not)))
+    if tsquery is not None:
+        conditions.append(search_matches(tsquery))
     for name, value in ranges:
         spec = FILTERS[name]
         conditions.append(spec.op(spec.column, value))
@@ -257,7 +293,14 @@ def _conditions(genres: Any, ranges: Sequence[tuple[str, Any]], include_adult: b
 def filter_conditions(query: MovieQuery) -> list[sa.ColumnElement[bool]]:
     """The WHERE conditions of the filters (no keyset)."""
     genres = list(query.genres) if query.genres else None
-    return _conditions(genres, query.ranges, query.include_adult)
+    return _conditions(
+        genres,
+        query.ranges,
+        query.include_adult,
+        list(query.genres_any) if query.genres_any else None,
+        list(query.genres_not) if query.genres_not else None,
+        None if query.search is None else query.search.tsquery,
+    )
 
 
 def order_by(sort: Sequence[SortKey]) -> list[sa.ColumnElement[Any]]:
@@ -349,8 +392,19 @@ def _list_select(
 def list_statement(query: MovieQuery, after: Keyset | None = None) -> sa.Executable:
     """SELECT the page after `after` (or the first page), fetching limit + 1 rows.
 
-    The extra row tells the caller whether there is a next page.
+    The extra row tells the caller whether there is a next page. With `sort=relevance` each row
+    has one more column, its match class (see `relevance_select`).
     """
+    if query.sort == RELEVANCE:
+        assert query.search is not None, "sort=relevance needs a search"
+        return relevance_select(
+            filter_conditions(dataclasses.replace(query, search=None)),
+            query.search.tsquery,
+            query.search.text,
+            query.search.prefix_pattern,
+            after,
+            query.limit + 1,
+        )
     return _list_select(filter_conditions(query), query.sort, after, query.limit + 1)
 
 
@@ -361,28 +415,67 @@ def list_sql(query: MovieQuery, after: Keyset | None = None) -> tuple[str, dict[
     are parameters. Building and compiling a Core statement costs far more than running it, so
     each shape is compiled once per process and reused.
     """
-    shape = (
-        bool(query.genres),
-        tuple(name for name, _ in query.ranges),
-        query.include_adult,
-        query.sort,
-        None if after is None else tuple(value is None for value in after.values),
-    )
-    params: dict[str, Any] = {"fetch": query.limit + 1, **dict(query.ranges)}
-    if query.genres:
-        params["genres"] = list(query.genres)
+    params: dict[str, Any] = {"fetch": query.limit + 1, **_filter_params(query)}
     if after is not None:
         params["after_id"] = after.id
         for index, value in enumerate(after.values):
             params[f"after_{index}"] = value
+    if query.sort == RELEVANCE:
+        # The match class of the cursor decides which branches remain: it is part of the shape.
+        after_shape = None if after is None else (after.values[0], after.values[1] is None)
+        return _compile_relevance(_filter_shape(query), after_shape), params
+    shape = (
+        _filter_shape(query),
+        query.sort,
+        None if after is None else tuple(value is None for value in after.values),
+    )
     return _compile_list(shape), params
+
+
+def _filter_shape(query: MovieQuery) -> tuple:
+    """Which filters a query uses (not their values): part of the shape of its SQL."""
+    return (
+        bool(query.genres),
+        tuple(name for name, _ in query.ranges),
+        query.include_adult,
+        bool(query.genres_any),
+        bool(query.genres_not),
+        query.search is not None,
+    )
+
+
+def _filter_params(query: MovieQuery) -> dict[str, Any]:
+    """The values of the filters, named as `_bound_conditions` names their parameters."""
+    params: dict[str, Any] = dict(query.ranges)
+    if query.genres:
+        params["genres"] = list(query.genres)
+    if query.genres_any:
+        params["genres_any"] = list(query.genres_any)
+    if query.genres_not:
+        params["genres_not"] = list(query.genres_not)
+    if query.search is not None:
+        params["tsquery"] = query.search.tsquery
+        params["search_text"] = query.search.text
+        params["search_prefix"] = query.search.prefix_pattern
+    return params
+
+
+def _bound_conditions(filter_shape: tuple) -> list:
+    has_genres, range_names, include_adult, has_any, has_not, has_search = filter_shape
+    names = movie.c.genres.type
+    return _conditions(
+        sa.bindparam("genres", type_=names) if has_genres else None,
+        [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names],
+        include_adult,
+        sa.bindparam("genres_any", type_=names) if has_any else None,
+        sa.bindparam("genres_not", type_=names) if has_not else None,
+        sa.bindparam("tsquery", type_=sa.Text) if has_search else None,
+    )
 
 
 @functools.lru_cache(maxsize=4096)
 def _compile_list(shape: tuple) -> str:
-    has_genres, range_names, include_adult, sort, null_values = shape
-    genres = sa.bindparam("genres", type_=movie.c.genres.type) if has_genres else None
-    ranges = [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names]
+    filter_shape, sort, null_values = shape
     after = None
     if null_values is not None:
         values = tuple(
@@ -391,13 +484,68 @@ def _compile_list(shape: tuple) -> str:
         )
         after = Keyset(values, sa.bindparam("after_id", type_=movie.c.id.type))  # type: ignore[arg-type]
     fetch = sa.bindparam("fetch", type_=sa.Integer)
-    statement = _list_select(_conditions(genres, ranges, include_adult), sort, after, fetch)
+    statement = _list_select(_bound_conditions(filter_shape), sort, after, fetch)
+    return statement.compile(dialect=DIALECT).string
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_relevance(filter_shape: tuple, after_shape: tuple[int, bool] | None) -> str:
+    after = None
+    if after_shape is not None:
+        match_class, votes_is_null = after_shape
+        votes = None if votes_is_null else sa.bindparam("after_1", type_=movie.c.votes.type)
+        after = Keyset((match_class, votes), sa.bindparam("after_id", type_=movie.c.id.type))  # type: ignore[arg-type]
+    statement = relevance_select(
+        _bound_conditions((*filter_shape[:-1], False)),  # the search is relevance_select's
+        sa.bindparam("tsquery", type_=sa.Text),
+        sa.bindparam("search_text", type_=movie.c.search_title.type),
+        sa.bindparam("search_prefix", type_=movie.c.search_title.type),
+        after,
+        sa.bindparam("fetch", type_=sa.Integer),
+    )
     return statement.compile(dialect=DIALECT).string
 
 
 def movie_by_id_sql() -> str:
     """SQL text selecting one movie by `%(movie_id)s`."""
     return _MOVIE_BY_ID
+
+
+SOURCES = {"imdb": "imdb", "user": "user"}  # literals, so the planner prunes the partition
+
+
+def is_unfiltered(query: MovieQuery) -> bool:
+    """Whether the query selects every movie (adult ones or not): no filter, no search."""
+    return query == MovieQuery(
+        include_adult=query.include_adult, sort=query.sort, limit=query.limit
+    )
+
+
+def facet_statement(query: MovieQuery, facet: str, source: str | None = None) -> sa.Select:
+    """SELECT (value, count) of one facet over the movies matching the filters (no cursor, no
+    limit, no sort): `genre` (name, most movies first, genres without a movie left out) or
+    `decade` (1990, ... ascending, NULL year last as decade NULL). `source` limits the count to
+    one partition ('imdb' or 'user').
+
+    :raise QueryError: for an unknown facet.
+    """
+    conditions = filter_conditions(query)
+    if source is not None:
+        conditions.append(movie.c.source == sa.literal_column(f"'{SOURCES[source]}'"))
+    count = sa.func.count().label("count")
+    if facet == "genre":
+        names = sa.select(sa.func.unnest(movie.c.genres).label("name")).where(*conditions)
+        name = names.subquery().c.name
+        return sa.select(name, count).group_by(name).order_by(count.desc(), name)
+    if facet == "decade":
+        decade = (movie.c.year // 10 * 10).label("decade")
+        return (
+            sa.select(decade, count)
+            .where(*conditions)
+            .group_by(decade)
+            .order_by(decade.asc().nulls_last())
+        )
+    raise QueryError(f"unknown facet {facet!r}")
 
 
 def count_statement(query: MovieQuery) -> sa.Select:
@@ -416,3 +564,101 @@ _MOVIE_BY_ID = (
     .compile(dialect=DIALECT)
     .string
 )
+
+
+# --- Title search -----------------------------------------------------------------------------
+#
+# The search fold of the titles (movies.search) is stored in search_title / search_original;
+# a GIN index on SEARCH_VECTOR (01-schema.sql, the same expression) finds the matching movies.
+#
+# sort=relevance orders the matches by a match class, then by votes (most first, NULLs last),
+# then id (descending, like every descending sort):
+#     3  the folded title or original title IS the folded query
+#     2  it starts with the folded query
+#     1  any other match
+# Each class is one UNION ALL branch ordered by (votes DESC NULLS LAST, id DESC), the order of
+# movie_votes_desc_idx, with its own LIMIT: PostgreSQL stops after the branches that fill the
+# page. Classes 3 and 2 are found through B-tree indexes on the folds (equality and LIKE prefix,
+# both "C" collation); class 1 through the GIN index or, for very common words, by walking the
+# votes index and checking each movie, whichever the planner prices lower. A cursor holds
+# (class, votes) and the id; the next page reads the rest of its class and the lower classes.
+
+RELEVANCE = (SortKey("relevance", descending=True),)
+_BY_VOTES = (SortKey("votes", descending=True),)
+MATCH_CLASSES = (3, 2, 1)
+
+SEARCH_VECTOR = sa.func.to_tsvector(
+    sa.literal_column("'simple'"),
+    movie.c.search_title.op("||")(sa.literal_column("' '")).op("||")(movie.c.search_original),
+)
+
+
+def search_matches(tsquery: Any) -> sa.ColumnElement[bool]:
+    """The movies whose folded titles hold every word of the tsquery text."""
+    return SEARCH_VECTOR.op("@@")(sa.func.to_tsquery(sa.literal_column("'simple'"), tsquery))
+
+
+def _match_classes(text: Any, prefix: Any) -> dict[int, sa.ColumnElement[bool]]:
+    exact = sa.or_(movie.c.search_title == text, movie.c.search_original == text)
+    starts = sa.or_(movie.c.search_title.like(prefix), movie.c.search_original.like(prefix))
+    return {3: exact, 2: sa.and_(starts, sa.not_(exact)), 1: sa.not_(starts)}
+
+
+def relevance_select(
+    conditions: list, tsquery: Any, text: Any, prefix: Any, after: Keyset | None, fetch: Any
+) -> sa.Executable:
+    """The page after `after` in relevance order; `after.values` is (match class, votes).
+
+    `conditions` are the other filters. Rows are MOVIE_COLUMNS followed by the match class.
+    """
+    classes = _match_classes(text, prefix)
+    # A title that equals or starts with the folded query holds all its words (the last as a
+    # prefix): classes 3 and 2 need no full-text condition, only their B-tree ones. Combining
+    # them with the GIN scan would cost as much as the GIN scan of a common word.
+    classes[1] = sa.and_(search_matches(tsquery), classes[1])
+    ordering = order_by(_BY_VOTES)
+    # The same order, but no index can supply it: exact matches are few, so PostgreSQL fetches
+    # them by the B-trees and sorts them, instead of walking the votes index in search of them.
+    fetch_and_sort = [
+        (movie.c.votes + sa.literal_column("0")).desc().nulls_last(),
+        movie.c.id.desc(),
+    ]
+    branches = []
+    for match_class in MATCH_CLASSES:
+        if after is not None and match_class > after.values[0]:
+            continue
+        if after is not None and match_class == after.values[0]:
+            by_votes = Keyset(after.values[1:], after.id)
+            rests: list[Any] = keyset_branches(_BY_VOTES, by_votes)
+        else:
+            rests = [sa.true()]
+        columns = (*MOVIE_COLUMNS, sa.literal_column(str(match_class)).label("match_class"))
+        for rest in rests:
+            where = [*conditions, classes[match_class], rest]
+            order = fetch_and_sort if match_class == 3 else ordering
+            branches.append(sa.select(*columns).where(*where).order_by(*order).limit(fetch))
+    if len(branches) == 1:
+        return branches[0]
+    return sa.union_all(*branches).limit(fetch)
+
+
+def relevance_keyset(row: Sequence[Any]) -> Keyset:
+    """The keyset of a row selected by `relevance_select` (its last column is the class)."""
+    return Keyset((row[-1], row[SORT_VALUE_COLUMN["votes"]]), row[0])
+
+
+def relevance_keyset_from_json(values: Any, movie_id: Any) -> Keyset:
+    """Rebuild a relevance Keyset from a cursor's JSON values.
+
+    :raise QueryError: if the values are not a match class and a vote count (or null).
+    """
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or not isinstance(movie_id, str)
+        or type(values[0]) is not int
+        or values[0] not in MATCH_CLASSES
+        or not (values[1] is None or type(values[1]) is int)
+    ):
+        raise QueryError("cursor does not match the sort")
+    return Keyset((values[0], values[1]), movie_id)

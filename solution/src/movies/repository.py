@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from movies import query as q
-from movies.score import weighted_rating
 from movies.prepared import fetch_all
+from movies.score import weighted_rating
+from movies.search import fold_titles
 from movies.tables import (
     dataset_load,
     genre,
@@ -22,7 +24,6 @@ from movies.tables import (
     movie_imdb,
     movie_user,
 )
-
 
 # Keys with few distinct values (numeric(3, 1) ratings, smallint years). Their keyset values are
 # written into the prepared statement's text: with `rating < 9.3` in the text PostgreSQL estimates
@@ -45,15 +46,74 @@ def list_movies(
     """One page of movies after `after`, and the keyset of the next page (None on the last page)."""
     sql, params = q.list_sql(query, after)
     rows = fetch_all(conn, sql, params, bound=_page_params(query, params))
-    if len(rows) <= query.limit:
-        return rows, None
-    del rows[query.limit :]
-    return rows, q.keyset_of_row(query.sort, rows[-1])
+    next_keyset = None
+    if len(rows) > query.limit:
+        del rows[query.limit :]
+        next_keyset = q.keyset_of_row(query.sort, rows[-1])
+    if query.sort == q.RELEVANCE:  # drop the match class: rows leave as MOVIE_COLUMNS
+        rows = [row[:-1] for row in rows]
+    return rows, next_keyset
 
 
 def count_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
     """The exact number of movies matching the filters."""
     return conn.execute(q.count_statement(query)).scalar_one()
+
+
+def facet_counts(
+    conn: sa.Connection,
+    query: q.MovieQuery,
+    facets: Sequence[str],
+    cache: ImdbFacetCache | None = None,
+) -> dict[str, list[tuple[Any, int]]]:
+    """Per facet, (value, number of movies matching the filters) pairs (`q.facet_statement`).
+
+    Unfiltered, the IMDb movies' counts come from `cache` (counting 700,000 movies takes
+    hundreds of milliseconds) and only the user movies are counted live.
+    """
+    if cache is None or not q.is_unfiltered(query):
+        return {facet: _facet_rows(conn, q.facet_statement(query, facet)) for facet in facets}
+    counts = {}
+    for facet in facets:
+        merged = Counter(dict(cache.counts(conn, query, facet)))
+        merged.update(dict(_facet_rows(conn, q.facet_statement(query, facet, source="user"))))
+        counts[facet] = _facet_order(facet, merged)
+    return counts
+
+
+def _facet_rows(conn: sa.Connection, statement: sa.Select) -> list[tuple[Any, int]]:
+    return [(value, count) for value, count in conn.execute(statement)]
+
+
+def _facet_order(facet: str, counts: Counter) -> list[tuple[Any, int]]:
+    """The order `q.facet_statement` returns: genres by count then name, decades ascending."""
+    if facet == "genre":
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return sorted(counts.items(), key=lambda item: (item[0] is None, item[0] or 0))
+
+
+class ImdbFacetCache:
+    """Unfiltered facet counts of the IMDb partition, per process, kept until the next load.
+
+    IMDb movies change only through a load, which adds a dataset_load row: the counts are
+    keyed by the latest load's id, so one cheap lookup per request tells whether they are
+    still valid.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[Any, ...], list[tuple[Any, int]]] = {}
+        self._lock = threading.Lock()
+
+    def counts(self, conn: sa.Connection, query: q.MovieQuery, facet: str) -> list[tuple[Any, int]]:
+        load_id = conn.execute(sa.select(sa.func.max(dataset_load.c.id))).scalar()
+        key = (load_id, query.include_adult, facet)
+        cached = self._counts.get(key)
+        if cached is None:
+            cached = _facet_rows(conn, q.facet_statement(query, facet, source="imdb"))
+            with self._lock:
+                self._counts = {k: v for k, v in self._counts.items() if k[0] == load_id}
+                self._counts[key] = cached
+        return cached
 
 
 def estimate_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
@@ -93,7 +153,12 @@ def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
     ).scalar()
     score = weighted_rating(fields.get("rating"), fields.get("votes"), mean)
     returning = [movie_user.c[column.name] for column in q.MOVIE_COLUMNS]
-    statement = sa.insert(movie_user).values(**fields, score=score).returning(*returning)
+    search_title, search_original = fold_titles(fields["title"], fields.get("original_title"))
+    statement = (
+        sa.insert(movie_user)
+        .values(**fields, score=score, search_title=search_title, search_original=search_original)
+        .returning(*returning)
+    )
     row = conn.execute(statement).one()
     if fields.get("genres"):
         links = sa.select(sa.literal(row.id, movie_user.c.id.type), genre.c.id).where(
@@ -132,6 +197,21 @@ def latest_load(conn: sa.Connection) -> sa.Row | None:
 def has_dataset(conn: sa.Connection) -> bool:
     """Whether at least one load has completed."""
     return bool(conn.execute(sa.select(sa.exists().select_from(dataset_load))).scalar_one())
+
+
+_DATA_VERSION_SQL = (
+    "SELECT l.id, l.loaded_at, u.movies, u.created_at "
+    "FROM (SELECT count(*) AS movies, max(created_at) AS created_at FROM movie_user) AS u "
+    "LEFT JOIN (SELECT id, loaded_at FROM dataset_load ORDER BY id DESC LIMIT 1) AS l ON true"
+)
+
+
+def data_version(conn: sa.Connection) -> tuple[Any, ...]:
+    """(latest load id, its loaded_at, number of user movies, latest user movie's created_at).
+
+    Every data response depends on these only: loads and user movie inserts are the only writes.
+    """
+    return fetch_all(conn, _DATA_VERSION_SQL, {})[0]
 
 
 class GenreVocabulary:

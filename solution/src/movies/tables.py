@@ -22,6 +22,9 @@ def _movie_columns(*, generated: bool = False) -> list[sa.Column]:
         sa.Column("source", sa.Text, primary_key=True, **default),
         sa.Column("title", C_TEXT, nullable=False),
         sa.Column("original_title", C_TEXT),
+        # The search folds of the titles (movies.search); '' for none.
+        sa.Column("search_title", C_TEXT, nullable=False),
+        sa.Column("search_original", C_TEXT, nullable=False),
         sa.Column("year", sa.SmallInteger),
         sa.Column("runtime_minutes", sa.Integer),
         sa.Column("rating", sa.Numeric(3, 1)),

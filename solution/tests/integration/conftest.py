@@ -23,6 +23,7 @@ from movies.api.connection import db
 from movies.app import create_app
 from movies.config import Settings
 from movies.db import create_engine
+from movies.search import fold_titles
 
 SECRET = "test-secret-key"
 TOKENS = ("token-one", "token-two")
@@ -159,6 +160,8 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
 
     Returns the user rows with their generated ids.
     """
+    imdb = [{**row, **search_columns(row)} for row in imdb]
+    user = [{**row, **search_columns(row)} for row in user]
     with engine.begin() as conn:
         genre_ids = {name: gid for name, gid in conn.execute(sa.text("SELECT name, id FROM genre"))}
         columns = list(imdb[0])
@@ -210,6 +213,12 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
             },
         )
     return created
+
+
+def search_columns(row: dict) -> dict[str, str]:
+    """The stored search folds of a seeded row (what the loader and POST /movies store)."""
+    title, original = fold_titles(row["title"], row["original_title"])
+    return {"search_title": title, "search_original": original}
 
 
 def api_movie(row: dict) -> dict:

@@ -18,12 +18,17 @@ from werkzeug.datastructures import MultiDict
 from movies import query as q
 from movies.cursor import CursorError, decode_cursor
 from movies.errors import ValidationError
+from movies.search import SearchError, parse_search
 
 # names -> (canonical names of the known ones, the unknown ones, the whole vocabulary)
 ResolveGenres = Callable[[Iterable[str]], tuple[list[str], list[str], list[str]]]
 
 COUNT_MODES = ("exact", "estimate")
-LIST_PARAMS = frozenset({"genre", "sort", "limit", "cursor", "count", "include_adult", *q.FILTERS})
+FACETS = ("genre", "decade")
+GENRE_PARAMS = ("genre", "genre_any", "genre_not")
+LIST_PARAMS = frozenset(
+    {*GENRE_PARAMS, "q", "facets", "sort", "limit", "cursor", "count", "include_adult", *q.FILTERS}
+)
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
 _DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,4})?")
 _BOOLEANS = {"true": True, "false": False}
@@ -43,6 +48,7 @@ class ListRequest:
     query: q.MovieQuery
     after: q.Keyset | None
     count: str | None
+    facets: tuple[str, ...] = ()
 
 
 def _error(param: str, message: str) -> dict[str, str]:
@@ -88,19 +94,26 @@ def parse_list_args(
     errors: list[dict[str, str]] = []
     values = _single_values(args, errors)
 
-    genres: tuple[str, ...] = ()
-    if "genre" in values:
-        names = [name.strip() for name in values["genre"].split(",")]
-        if not all(names):
-            errors.append(_error("genre", "empty genre name; use genre=Action,Thriller"))
-        else:
-            known, unknown, vocabulary = resolve_genres(names)
-            if unknown:
-                valid = ", ".join(vocabulary)
-                errors.append(
-                    _error("genre", f"unknown genre(s) {', '.join(unknown)}; valid: {valid}")
-                )
-            genres = tuple(sorted(set(known)))
+    genres, genres_any, genres_not = (
+        _parse_genres(name, values.get(name), resolve_genres, errors) for name in GENRE_PARAMS
+    )
+
+    search = None
+    if "q" in values:
+        try:
+            search = parse_search(values["q"])
+        except SearchError as exc:
+            errors.append(_error("q", str(exc)))
+
+    facets: tuple[str, ...] = ()
+    if "facets" in values:
+        names = values["facets"].split(",")
+        bad = [name for name in names if name not in FACETS]
+        if bad:
+            errors.append(
+                _error("facets", f"unknown facet(s) {', '.join(map(repr, bad))}; use {FACETS}")
+            )
+        facets = tuple(name for name in FACETS if name in names)
 
     ranges: list[tuple[str, int | Decimal]] = []
     for name in sorted(q.FILTERS.keys() & values.keys()):
@@ -117,8 +130,11 @@ def parse_list_args(
         else:
             include_adult = _BOOLEANS[raw]
 
-    sort = q.DEFAULT_SORT
-    if "sort" in values:
+    sort = q.RELEVANCE if "q" in values else q.DEFAULT_SORT
+    if values.get("sort") == "relevance":
+        if "q" not in values:
+            errors.append(_error("sort", "sort=relevance needs a search text in q"))
+    elif "sort" in values:
         try:
             sort = q.parse_sort(values["sort"])
         except q.QueryError as exc:
@@ -147,6 +163,9 @@ def parse_list_args(
         include_adult=include_adult,
         sort=sort,
         limit=limit,
+        genres_any=genres_any,
+        genres_not=genres_not,
+        search=search,
     )
     after = None
     if "cursor" in values:
@@ -155,7 +174,24 @@ def parse_list_args(
             after = q.keyset_from_json(query.sort, raw_values, movie_id)
         except (CursorError, q.QueryError) as exc:
             raise ValidationError([_error("cursor", str(exc))]) from None
-    return ListRequest(query, after, count)
+    return ListRequest(query, after, count, facets)
+
+
+def _parse_genres(
+    param: str, raw: str | None, resolve_genres: ResolveGenres, errors: list[dict[str, str]]
+) -> tuple[str, ...]:
+    """Canonical, sorted, distinct genre names of a comma-separated parameter (case-insensitive)."""
+    if raw is None:
+        return ()
+    names = [name.strip() for name in raw.split(",")]
+    if not all(names):
+        errors.append(_error(param, f"empty genre name; use {param}=Action,Thriller"))
+        return ()
+    known, unknown, vocabulary = resolve_genres(names)
+    if unknown:
+        valid = ", ".join(vocabulary)
+        errors.append(_error(param, f"unknown genre(s) {', '.join(unknown)}; valid: {valid}"))
+    return tuple(sorted(set(known)))
 
 
 # Body field -> (JSON types accepted, whether null is allowed). bool is not an int here.

@@ -41,6 +41,15 @@ def movie_json(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def facets_json(counts: dict[str, list[tuple[Any, int]]]) -> dict[str, list[dict[str, Any]]]:
+    """Facet counts as the API shows them: genre → {name, count}, decade → {decade, count}."""
+    key = {"genre": "name", "decade": "decade"}
+    return {
+        facet: [{key[facet]: value, "count": count} for value, count in pairs]
+        for facet, pairs in counts.items()
+    }
+
+
 def dataset_json(row: Any) -> dict[str, Any]:
     """The latest dataset_load row."""
 

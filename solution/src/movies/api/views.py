@@ -13,7 +13,7 @@ from movies import repository
 from movies.api.auth import require_token
 from movies.api.connection import get_connection
 from movies.api.params import MOVIE_ID, parse_json_object, parse_list_args, parse_new_movie
-from movies.api.serializers import dataset_json, movie_json
+from movies.api.serializers import dataset_json, facets_json, movie_json
 from movies.config import Settings
 from movies.cursor import encode_cursor
 from movies.errors import ConflictError, NotFoundError, ProblemError, UnavailableError
@@ -75,6 +75,10 @@ def list_movies() -> Response:
         body["total"] = repository.count_movies(conn, parsed.query)
     elif parsed.count == "estimate":
         body["total"] = repository.estimate_movies(conn, parsed.query)
+    if parsed.facets:
+        cache = current_app.extensions.setdefault("movies.facets", repository.ImdbFacetCache())
+        counts = repository.facet_counts(conn, parsed.query, parsed.facets, cache)
+        body["facets"] = facets_json(counts)
     response = jsonify(body)
     if next_url:
         response.headers["Link"] = f'<{next_url}>; rel="next"'
