@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, request
 
 from movies import observability
-from movies.api import security, views
+from movies.api import caching, security, views
 from movies.api.connection import close_connection, db, engine_options, engine_url
 from movies.api.docs import register_docs
 from movies.api.json_provider import OrjsonProvider
@@ -26,7 +26,11 @@ MAX_BODY_BYTES = 64 * 1024
 
 # Extensions that bind to the app: each is `init_app(app, settings)`, called in this order at the
 # end of create_app (request logging, metrics, rate limits...). Add new ones here.
-EXTENSIONS: list[Callable[[Flask, Settings], None]] = [observability.init_app, security.init_app]
+EXTENSIONS: list[Callable[[Flask, Settings], None]] = [
+    observability.init_app,
+    security.init_app,
+    caching.init_app,
+]
 
 
 def create_app(settings: Settings | None = None) -> Flask:

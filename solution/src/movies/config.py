@@ -93,6 +93,11 @@ class Settings:
     # MOVIES_SECRET_KEY in production so clients cannot forge cursors. Every worker must share it.
     secret_key: str = DEFAULT_SECRET_KEY
     db_connect_timeout_s: int = 3
+    # Responses of data GETs may be cached (and reused after revalidation) this many seconds.
+    cache_max_age_s: int = 60
+    # GET /movies/export reads every matching row: its statements get this limit, not the
+    # per-statement one (0: none).
+    export_statement_timeout_ms: int = 120_000
     # gunicorn: sync workers, each holding one pooled connection. A request spends about half its
     # time waiting on PostgreSQL (same host), so two workers per core keep the cores busy.
     gunicorn_workers: int = field(default_factory=lambda: 2 * (os.cpu_count() or 1))
@@ -127,6 +132,10 @@ class Settings:
             log_format=_choice(env, "MOVIES_LOG_FORMAT", "text", ("text", "json")),
             secret_key=env.get("MOVIES_SECRET_KEY", "").strip() or DEFAULT_SECRET_KEY,
             db_connect_timeout_s=_int(env, "MOVIES_DB_CONNECT_TIMEOUT_S", 3, minimum=1),
+            cache_max_age_s=_int(env, "MOVIES_CACHE_MAX_AGE_S", 60, minimum=0),
+            export_statement_timeout_ms=_int(
+                env, "MOVIES_EXPORT_STATEMENT_TIMEOUT_MS", 120_000, minimum=0
+            ),
             gunicorn_workers=_int(env, "GUNICORN_WORKERS", 2 * (os.cpu_count() or 1), minimum=1),
             gunicorn_threads=_int(env, "GUNICORN_THREADS", 1, minimum=1),
             gunicorn_timeout_s=_int(env, "GUNICORN_TIMEOUT", 30, minimum=1),

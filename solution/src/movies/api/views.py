@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from movies import repository
 from movies.api.auth import require_token
+from movies.api.caching import conditional
 from movies.api.connection import get_connection
 from movies.api.params import MOVIE_ID, parse_json_object, parse_list_args, parse_new_movie
 from movies.api.serializers import dataset_json, facets_json, movie_json
@@ -49,6 +50,7 @@ def _self_url() -> str:
 
 
 @bp.get("/movies")
+@conditional
 def list_movies() -> Response:
     """List movies: filters, sort, keyset pagination. :raise 400: on any bad parameter."""
     conn = get_connection()
@@ -86,6 +88,7 @@ def list_movies() -> Response:
 
 
 @bp.get("/movies/<movie_id>")
+@conditional
 def get_movie(movie_id: str) -> Response:
     """One movie. :raise 404: if no movie has this id (whatever its shape)."""
     row = repository.get_movie(get_connection(), movie_id) if MOVIE_ID.fullmatch(movie_id) else None
@@ -115,6 +118,7 @@ def create_movie() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/genres")
+@conditional
 def list_genres() -> Response:
     """Every genre with its number of movies (refreshed at most every 30 seconds)."""
     expires, cached = current_app.extensions.get("movies.genre_counts", (0.0, None))
@@ -129,6 +133,7 @@ def list_genres() -> Response:
 
 
 @bp.get("/dataset")
+@conditional
 def get_dataset() -> Response:
     """The latest completed load. :raise 404: if nothing was ever loaded."""
     row = repository.latest_load(get_connection())

@@ -1,0 +1,164 @@
+"""Conditional GET: validators on every data GET, 304 without running the query, and ETags that
+change when a load or a POST changes the data."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from movies import repository
+from movies.api.caching import VERSION_TTL_S
+from movies.api.connection import db
+from movies.app import create_app
+from movies.config import Settings
+
+DATA_PATHS = [
+    "/movies",
+    "/movies?sort=-rating&limit=5",
+    "/movies?genre=Drama&include_adult=true",
+    "/genres",
+    "/dataset",
+]
+AUTH = {"Authorization": "Bearer token-one"}
+HTTP_DATE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$"
+)
+
+
+def first_movie_path(client: FlaskClient) -> str:
+    return f"/movies/{client.get('/movies?limit=1').json['items'][0]['id']}"
+
+
+@pytest.mark.parametrize("path", [*DATA_PATHS, "movie"])
+def test_data_gets_carry_validators_and_cache_control(client: FlaskClient, path: str) -> None:
+    path = first_movie_path(client) if path == "movie" else path
+    response = client.get(path)
+    assert response.status_code == 200
+    assert re.fullmatch(r'W/"[A-Za-z0-9_-]{16}"', response.headers["ETag"])
+    assert HTTP_DATE.match(response.headers["Last-Modified"])
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+
+
+def test_last_modified_is_the_latest_change_to_the_data(app: Flask, client: FlaskClient) -> None:
+    with app.app_context(), db.engine.connect() as conn:
+        _, loaded_at, _, created_at = repository.data_version(conn)
+    latest = max(loaded_at, created_at).replace(microsecond=0)
+    last_modified = parsedate_to_datetime(client.get("/movies").headers["Last-Modified"])
+    assert last_modified == latest
+
+
+@pytest.mark.parametrize("path", [*DATA_PATHS, "movie"])
+def test_if_none_match_answers_304_without_a_body(client: FlaskClient, path: str) -> None:
+    path = first_movie_path(client) if path == "movie" else path
+    etag = client.get(path).headers["ETag"]
+    response = client.get(path, headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.data == b""
+    assert response.headers["ETag"] == etag
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    head = client.head(path, headers={"If-None-Match": etag})
+    assert head.status_code == 304
+
+
+def test_304_does_not_run_the_query(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    etag = client.get("/movies?sort=-votes").headers["ETag"]
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the list query ran for a 304")
+
+    monkeypatch.setattr(repository, "list_movies", fail)
+    assert client.get("/movies?sort=-votes", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_if_none_match_uses_weak_comparison_lists_and_star(client: FlaskClient) -> None:
+    etag = client.get("/movies").headers["ETag"]
+    strong = etag.removeprefix("W/")
+    assert client.get("/movies", headers={"If-None-Match": strong}).status_code == 304
+    listed = f'"other", {etag}'
+    assert client.get("/movies", headers={"If-None-Match": listed}).status_code == 304
+    assert client.get("/movies", headers={"If-None-Match": "*"}).status_code == 304
+    other = client.get("/movies", headers={"If-None-Match": 'W/"something-else"'})
+    assert other.status_code == 200 and other.json["items"]
+
+
+def test_etags_differ_per_url(client: FlaskClient) -> None:
+    urls = ["/movies", "/movies?limit=5", "/movies?sort=-rating", "/genres", "/dataset"]
+    etags = {client.get(url).headers["ETag"] for url in urls}
+    assert len(etags) == len(urls)
+    assert (
+        client.get("/movies?limit=5").headers["ETag"]
+        == client.get("/movies?limit=5").headers["ETag"]
+    )
+
+
+def test_if_modified_since(client: FlaskClient) -> None:
+    last_modified = parsedate_to_datetime(client.get("/movies").headers["Last-Modified"])
+    later = format_datetime(last_modified + timedelta(seconds=5), usegmt=True)
+    earlier = format_datetime(last_modified - timedelta(seconds=1), usegmt=True)
+    same = format_datetime(last_modified, usegmt=True)
+    assert client.get("/movies", headers={"If-Modified-Since": same}).status_code == 304
+    assert client.get("/movies", headers={"If-Modified-Since": later}).status_code == 304
+    assert client.get("/movies", headers={"If-Modified-Since": earlier}).status_code == 200
+    assert client.get("/movies", headers={"If-Modified-Since": "not a date"}).status_code == 200
+    # If-None-Match wins: a different ETag means modified, whatever the date says.
+    both = {"If-Modified-Since": later, "If-None-Match": 'W/"old"'}
+    assert client.get("/movies", headers=both).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/movies?limit=0", "/movies?sort=nope", "/movies/tt0000000"])
+def test_errors_carry_no_validators(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code in (400, 404)
+    assert "ETag" not in response.headers and "Last-Modified" not in response.headers
+    assert response.headers.get("Cache-Control") != "public, max-age=60"
+
+
+def test_post_changes_the_etags_at_once(write_client: FlaskClient) -> None:
+    before = {path: write_client.get(path).headers["ETag"] for path in ("/movies", "/genres")}
+    created = write_client.post("/movies", json={"title": "NA", "genres": ["Drama"]}, headers=AUTH)
+    assert created.status_code == 201
+    for path, etag in before.items():
+        response = write_client.get(path, headers={"If-None-Match": etag})
+        assert response.status_code == 200, path
+        assert response.headers["ETag"] != etag
+    listed = write_client.get("/movies", headers={"If-None-Match": before["/movies"]})
+    assert [m["id"] for m in listed.json["items"]] == [created.json["id"]]
+
+
+def test_a_load_changes_the_etags_within_the_version_ttl(
+    write_app: Flask, write_client: FlaskClient
+) -> None:
+    first = write_client.get("/movies")
+    with write_app.app_context(), db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO movie_imdb (id, source, title, genres) "
+            "VALUES ('tt12345678', 'imdb', '\"', '{}')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO dataset_load (source, rows_read, movies, rated_movies, genre_links, "
+            "skipped_rows, seconds) VALUES ('reload', 1, 1, 0, 0, 0, 0.1)"
+        )
+    time.sleep(VERSION_TTL_S + 0.1)
+    second = write_client.get("/movies", headers={"If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200
+    assert second.headers["ETag"] != first.headers["ETag"]
+    assert [m["id"] for m in second.json["items"]] == ["tt12345678"]
+    loaded = parsedate_to_datetime(second.headers["Last-Modified"])
+    assert abs(loaded - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_max_age_comes_from_the_settings(seeded_database: tuple[str, list[dict]]) -> None:
+    app = create_app(Settings(database_url=seeded_database[0], cache_max_age_s=0))
+    try:
+        response = app.test_client().get("/genres")
+        assert response.headers["Cache-Control"] == "public, max-age=0"
+    finally:
+        with app.app_context():
+            db.engine.dispose()
