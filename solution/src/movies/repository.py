@@ -214,21 +214,6 @@ def data_version(conn: sa.Connection) -> tuple[Any, ...]:
     return fetch_all(conn, _DATA_VERSION_SQL, {})[0]
 
 
-_DATA_VERSION_SQL = (
-    "SELECT l.id, l.loaded_at, u.movies, u.created_at "
-    "FROM (SELECT count(*) AS movies, max(created_at) AS created_at FROM movie_user) AS u "
-    "LEFT JOIN (SELECT id, loaded_at FROM dataset_load ORDER BY id DESC LIMIT 1) AS l ON true"
-)
-
-
-def data_version(conn: sa.Connection) -> tuple[Any, ...]:
-    """(latest load id, its loaded_at, number of user movies, latest user movie's created_at).
-
-    Every data response depends on these only: loads and user movie inserts are the only writes.
-    """
-    return fetch_all(conn, _DATA_VERSION_SQL, {})[0]
-
-
 class GenreVocabulary:
     """The genre names, cached per process; reloaded (at most every `refresh_s` seconds) when a
     name is not found, so a genre added by a later load is picked up without a restart."""
