@@ -158,23 +158,39 @@ def join_ratings(movies: pa.Table, ratings: pa.Table, report: LoadReport) -> pa.
     return joined
 
 
-def fold_titles(titles: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+# Titles of ASCII letters and digits separated by single spaces fold to themselves in lower
+# case (two thirds of them): a cheap match spares them the costly regex replacement.
+ALREADY_FOLDED = r"^[A-Za-z0-9]+( [A-Za-z0-9]+)*$"
+
+
+def fold_titles(titles: pa.ChunkedArray | pa.Array) -> pa.Array:
     """`movies.search.fold` of every title, vectorised (the same steps; NULL stays NULL)."""
-    folded = pc.utf8_normalize(titles, "NFKD")
+    titles = _flat(titles)
+    simple = pc.fill_null(pc.match_substring_regex(titles, ALREADY_FOLDED), False)
+    others = pc.invert(simple)
+    folded = pc.utf8_normalize(titles.filter(others), "NFKD")
     folded = pc.replace_substring_regex(folded, r"\p{Mn}+", "")
     folded = pc.replace_substring_regex(folded, r"[^\p{L}\p{N}]+", " ")
     folded = pc.replace_substring(pc.utf8_lower(folded), "ς", "σ")
-    return pc.utf8_trim(folded, " ")
+    return pc.replace_with_mask(pc.ascii_lower(titles), others, pc.utf8_trim(folded, " "))
 
 
 def search_folds(
     titles: pa.ChunkedArray | pa.Array, originals: pa.ChunkedArray | pa.Array
-) -> dict[str, pa.ChunkedArray | pa.Array]:
-    """The `search_title` and `search_original` columns (`movies.search.fold_titles`)."""
+) -> dict[str, pa.Array]:
+    """The `search_title` and `search_original` columns (`movies.search.fold_titles`).
+
+    Most original titles equal the title: only the others are folded.
+    """
     title = fold_titles(titles)
-    original = fold_titles(originals)
-    same = pc.fill_null(pc.equal(original, title), True)
-    return {"search_title": title, "search_original": pc.if_else(same, "", original)}
+    originals = _flat(originals)
+    differs = pc.fill_null(pc.not_equal(originals, _flat(titles)), False)
+    blank = pa.repeat(pa.scalar(""), len(originals))
+    original = pc.replace_with_mask(blank, differs, fold_titles(originals.filter(differs)))
+    return {
+        "search_title": title,
+        "search_original": pc.if_else(pc.equal(original, title), "", original),
+    }
 
 
 def _array_literal(genres: pa.ChunkedArray) -> pa.ChunkedArray:
