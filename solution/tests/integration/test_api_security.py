@@ -177,7 +177,7 @@ def test_forwarded_for_names_the_client_behind_a_trusted_proxy(
 
 def test_limits_set_to_empty_are_off(make_app: Callable[..., Flask]) -> None:
     app = make_app(rate_limit_reads="", rate_limit_writes="")
-    assert "limiter" not in app.extensions
+    assert "movies.rate_limits" not in app.extensions
     client = client_at(app, "198.51.100.6")
     assert {client.get("/healthz").status_code for _ in range(50)} == {200}
     assert {client.post("/movies", json={}, headers=AUTH).status_code for _ in range(40)} == {400}

@@ -2,8 +2,9 @@
 
 `init_app(app, settings)` (one of create_app's EXTENSIONS) installs:
 
-- **Rate limits** (Flask-Limiter), counted per client address: `settings.rate_limit_reads` for
-  every GET and HEAD except /healthz and /readyz, `settings.rate_limit_writes` for POST /movies
+- **Rate limits**, counted per client address by `limits` (Flask-Limiter's engine):
+  `settings.rate_limit_reads` for every GET and HEAD except /healthz and /readyz (unknown
+  routes included), `settings.rate_limit_writes` for POST /movies
   ("" disables either one). Over a limit the answer is 429 problem+json with `Retry-After` in
   seconds. `memory://` storage counts in each worker process (N workers let a client make N
   times the limit); a shared store such as `redis://host:6379` makes the count global. If the
@@ -26,22 +27,26 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import time
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, request
-from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
+from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from movies.config import ConfigError, Settings
-from movies.errors import problem_response
+from movies.errors import ProblemError
+
+log = logging.getLogger(__name__)
 
 UNLIMITED_ENDPOINTS = frozenset({"movies.healthz", "movies.readyz"})
 READ_METHODS = ("GET", "HEAD")
-WRITE_METHODS = ("POST",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DOCS_PREFIX = "/docs"
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -49,6 +54,43 @@ EXPOSED_HEADERS = "ETag, Link, Location, Retry-After, X-Request-ID"
 READ_REQUEST_HEADERS = "If-None-Match, X-Request-ID"
 WRITE_REQUEST_HEADERS = "Authorization, Content-Type, If-None-Match, X-Request-ID"
 PREFLIGHT_MAX_AGE_S = "600"
+MEMORY_URI = "memory://"
+
+
+class WorkerMemoryStorage(MemoryStorage):
+    """`memory://` counters without the expiry thread of `limits`' MemoryStorage.
+
+    That storage starts a new timer thread after every increment that finds the last one done:
+    about a hundred thread starts a second under load, which tripled the limiter's cost per
+    request. Here an expired counter is dropped when next read (as MemoryStorage does too), and
+    every `SWEEP_EVERY` increments one pass drops all expired ones, so memory stays bounded by
+    the clients of the current window. Fixed-window counting only (incr/get/get_expiry).
+    """
+
+    STORAGE_SCHEME = ["movies-memory"]
+    SWEEP_EVERY = 10_000
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.timer.cancel()
+        self.increments = 0
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        self.increments += 1
+        if self.increments % self.SWEEP_EVERY == 0:
+            self.sweep()
+        self.get(key)
+        with self.locks[key]:
+            self.storage[key] += amount
+            if self.storage[key] == amount:
+                self.expirations[key] = time.time() + expiry
+        return self.storage.get(key, 0)
+
+    def sweep(self) -> None:
+        """Drop every expired counter."""
+        now = time.time()
+        for key in [key for key, at in self.expirations.items() if at <= now]:
+            self.get(key)
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -60,16 +102,13 @@ def init_app(app: Flask, settings: Settings) -> None:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     if settings.cors_origins:
-        # Before the rate limiter's hook: a preflight is answered without counting.
+        # Before the rate limits: a preflight is answered without counting.
         app.before_request(_answer_preflight(settings.cors_origins))
-    _limit_rates(app, settings)
+    if settings.rate_limit_reads or settings.rate_limit_writes:
+        limits = app.extensions["movies.rate_limits"] = RateLimits(settings)
+        app.before_request(limits.check)
     app.before_request(buffer_unsized_body)
     app.after_request(_add_headers(settings.cors_origins))
-
-
-def client_address() -> str:
-    """The rate-limit key: the client's address (the trusted proxies' view of it, if any)."""
-    return request.remote_addr or "unknown"
 
 
 def buffer_unsized_body() -> None:
@@ -95,45 +134,64 @@ def buffer_unsized_body() -> None:
     environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
 
 
-def _limit_rates(app: Flask, settings: Settings) -> None:
-    limits = []
-    if settings.rate_limit_reads:
-        limits.append(
-            ApplicationLimit(settings.rate_limit_reads, scope="reads", methods=READ_METHODS)
-        )
-    if settings.rate_limit_writes:
-        limits.append(
-            ApplicationLimit(settings.rate_limit_writes, scope="writes", methods=WRITE_METHODS)
-        )
-    if not limits:
-        return
-    try:
-        limiter = Limiter(
-            client_address,
-            application_limits=limits,
-            storage_uri=settings.rate_limit_storage_uri,
-            strategy="fixed-window",
-            headers_enabled=False,
-            swallow_errors=True,
-            key_prefix="movies",
-        )
-        limiter.init_app(app)
-    except ConfigurationError as exc:
-        raise ConfigError(f"MOVIES_RATE_LIMIT_STORAGE_URI cannot be used: {exc}") from None
-    limiter.request_filter(lambda: request.endpoint in UNLIMITED_ENDPOINTS)
+class RateLimits:
+    """Fixed-window request counters per client address: one budget for reads, one for writes.
 
-    def too_many_requests(exc: RateLimitExceeded) -> Response:
-        current, window_s = limiter.current_limit, exc.limit.limit.get_expiry()
-        # reset_at is whole seconds, rounded up: never promise more than one window.
-        left_s = math.ceil(current.reset_at - time.time()) if current else window_s
-        retry_after = min(max(1, left_s), window_s)
-        return problem_response(
-            429,
-            f"too many requests: at most {exc.limit.limit} per client; retry after {retry_after} s",
+    `limits` (the engine under Flask-Limiter) does the counting, so every storage it knows
+    works. One before_request hook does the whole check: Flask-Limiter's own per-request
+    machinery (resolving decorated, default, blueprint and application limits and exemptions
+    for every request) cost a read several times more than the count itself.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        """:raise ConfigError: if the storage URI cannot be used."""
+        try:
+            self.storage = storage_from_string(_storage_uri(settings.rate_limit_storage_uri))
+        except ConfigurationError as exc:
+            raise ConfigError(f"MOVIES_RATE_LIMIT_STORAGE_URI cannot be used: {exc}") from None
+        self.counter = FixedWindowRateLimiter(self.storage)
+        self.by_method: dict[str, tuple[str, list[RateLimitItem]]] = {}
+        if settings.rate_limit_reads:
+            reads = parse_many(settings.rate_limit_reads)
+            self.by_method.update((method, ("reads", reads)) for method in READ_METHODS)
+        if settings.rate_limit_writes:
+            self.by_method["POST"] = ("writes", parse_many(settings.rate_limit_writes))
+
+    def check(self) -> None:
+        """Count this request against its client's budget (before_request).
+
+        :raise ProblemError: 429 with Retry-After if the budget of this window is used up.
+        """
+        budget = self.by_method.get(request.method)
+        if budget is None or request.endpoint in UNLIMITED_ENDPOINTS:
+            return
+        scope, items = budget
+        client = request.remote_addr or "unknown"
+        try:
+            for item in items:
+                if not self.counter.hit(item, "movies", scope, client):
+                    raise self._exceeded(item, scope, client)
+        except ProblemError:
+            raise
+        except Exception:
+            # A rate-limit store that fails must not take the API down with it.
+            log.exception("rate-limit storage failed; request served without counting")
+
+    def _exceeded(self, item: RateLimitItem, scope: str, client: str) -> ProblemError:
+        reset_at, _ = self.counter.get_window_stats(item, "movies", scope, client)
+        # reset_at is in whole seconds, rounded up: never promise more than one window.
+        retry_after = min(max(1, math.ceil(reset_at - time.time())), item.get_expiry())
+        return ProblemError(
+            f"too many requests: at most {item} per client; retry after {retry_after} s",
+            status=429,
             headers={"Retry-After": str(retry_after)},
         )
 
-    app.register_error_handler(RateLimitExceeded, too_many_requests)
+
+def _storage_uri(uri: str) -> str:
+    if uri.rstrip("/") == MEMORY_URI.rstrip("/"):
+        return WorkerMemoryStorage.STORAGE_SCHEME[0] + "://"
+    return uri
 
 
 def _answer_preflight(origins: tuple[str, ...]) -> Callable[[], Response | None]:
