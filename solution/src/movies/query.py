@@ -408,6 +408,25 @@ def list_statement(query: MovieQuery, after: Keyset | None = None) -> sa.Executa
     return _list_select(filter_conditions(query), query.sort, after, query.limit + 1)
 
 
+def export_statement(query: MovieQuery) -> sa.Executable:
+    """SELECT every movie matching the filters, in the query's order (`limit` is ignored).
+
+    The one statement without a LIMIT: GET /movies/export streams it from a server-side cursor.
+    With `sort=relevance` each row has the match class last, as in `list_statement`.
+    """
+    if query.sort == RELEVANCE:
+        assert query.search is not None, "sort=relevance needs a search"
+        return relevance_select(
+            filter_conditions(dataclasses.replace(query, search=None)),
+            query.search.tsquery,
+            query.search.text,
+            query.search.prefix_pattern,
+            None,
+            None,
+        )
+    return _list_select(filter_conditions(query), query.sort, None, None)
+
+
 def list_sql(query: MovieQuery, after: Keyset | None = None) -> tuple[str, dict[str, Any]]:
     """`list_statement` as SQL text and parameters for the driver, compiled once per shape.
 

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -212,6 +212,42 @@ def data_version(conn: sa.Connection) -> tuple[Any, ...]:
     Every data response depends on these only: loads and user movie inserts are the only writes.
     """
     return fetch_all(conn, _DATA_VERSION_SQL, {})[0]
+
+
+EXPORT_BATCH_ROWS = 2000
+
+
+def stream_movies(
+    conn: sa.Connection,
+    query: q.MovieQuery,
+    *,
+    timeout_ms: int,
+    batch_rows: int | None = None,
+) -> Iterator[list[tuple]]:
+    """Every movie matching `query`, in its order, as batches of MOVIE_COLUMNS rows.
+
+    The rows come from a server-side cursor, so memory stays flat whatever their number. `conn`
+    must be in a transaction (the cursor lives in it); `timeout_ms` becomes the statement timeout
+    of that transaction (0: none), since the first FETCH may have to sort every matching row.
+
+    :raise sqlalchemy.exc.DBAPIError: on a database failure, at any batch.
+    """
+    compiled = q.export_statement(query).compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.dbapi_connection.cursor(name="movies_export")
+    relevance = query.sort == q.RELEVANCE
+    try:
+        cursor.execute(compiled.string, compiled.params)
+        while rows := cursor.fetchmany(batch_rows or EXPORT_BATCH_ROWS):
+            yield [row[:-1] for row in rows] if relevance else rows
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            compiled.string, compiled.params, exc, dbapi.Error
+        ) from exc
+    finally:
+        if not cursor.closed:
+            cursor.close()
 
 
 class GenreVocabulary:

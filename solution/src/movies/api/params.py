@@ -177,6 +177,53 @@ def parse_list_args(
     return ListRequest(query, after, count, facets)
 
 
+EXPORT_FORMATS = ("ndjson", "csv")
+EXPORT_PARAMS = (LIST_PARAMS - {"limit", "cursor", "count", "facets"}) | {"format"}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A validated GET /movies/export request: the filters and sort of a list, and a format."""
+
+    query: q.MovieQuery
+    format: str
+
+
+def parse_export_args(
+    args: MultiDict[str, str], resolve_genres: ResolveGenres, secret: str
+) -> ExportRequest:
+    """Validate the query string of GET /movies/export: GET /movies' filters and sort, plus
+    `format` (ndjson by default); no limit, cursor, count or facets.
+
+    :raise ValidationError: listing every bad, unknown or repeated parameter.
+    """
+    errors: list[dict[str, str]] = []
+    allowed = ", ".join(sorted(EXPORT_PARAMS))
+    for name in sorted(set(args) - EXPORT_PARAMS):
+        errors.append(_error(name, f"unknown parameter; allowed parameters: {allowed}"))
+    export_format = "ndjson"
+    given = args.getlist("format")
+    if len(given) > 1:
+        errors.append(_error("format", "given more than once; give it once"))
+    elif given and given[0] not in EXPORT_FORMATS:
+        errors.append(
+            _error("format", f"must be one of {', '.join(EXPORT_FORMATS)}, got {given[0]!r}")
+        )
+    elif given:
+        export_format = given[0]
+    list_args = MultiDict(
+        [(name, value) for name, value in args.items(multi=True) if name in EXPORT_PARAMS]
+    )
+    list_args.pop("format", None)
+    try:
+        query = parse_list_args(list_args, resolve_genres, secret).query
+    except ValidationError as exc:
+        errors.extend(exc.errors or [])
+    if errors:
+        raise ValidationError(errors)
+    return ExportRequest(query, export_format)
+
+
 def _parse_genres(
     param: str, raw: str | None, resolve_genres: ResolveGenres, errors: list[dict[str, str]]
 ) -> tuple[str, ...]:

@@ -12,8 +12,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from movies import repository
 from movies.api.auth import require_token
 from movies.api.caching import conditional
-from movies.api.connection import get_connection
-from movies.api.params import MOVIE_ID, parse_json_object, parse_list_args, parse_new_movie
+from movies.api.connection import db, get_connection
+from movies.api.export import export_response
+from movies.api.params import (
+    MOVIE_ID,
+    parse_export_args,
+    parse_json_object,
+    parse_list_args,
+    parse_new_movie,
+)
 from movies.api.serializers import dataset_json, facets_json, movie_json
 from movies.config import Settings
 from movies.cursor import encode_cursor
@@ -85,6 +92,20 @@ def list_movies() -> Response:
     if next_url:
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return response
+
+
+@bp.get("/movies/export")
+@conditional
+def export_movies() -> Response:
+    """Every movie matching GET /movies' filters, in its order, streamed as NDJSON or CSV.
+
+    :raise 400: on any bad parameter (limit, cursor, count and facets are not taken here).
+    """
+    settings = _settings()
+    parsed = parse_export_args(
+        request.args, partial(_vocabulary().resolve, get_connection()), settings.secret_key
+    )
+    return export_response(parsed, db.engine, settings.export_statement_timeout_ms)
 
 
 @bp.get("/movies/<movie_id>")

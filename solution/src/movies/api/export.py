@@ -1,0 +1,127 @@
+"""GET /movies/export: every movie matching a list query, streamed as NDJSON or CSV.
+
+Rows come from a server-side cursor in batches (`repository.stream_movies`) on a connection of
+the export's own, and leave as one chunk per batch: a worker's memory stays flat whatever the
+size of the export. The query runs and its first batch is read before the response starts, so a
+bad or slow query is still a proper error response; a failure later can only cut the stream
+short (and is logged). The whole export is one statement, so it is one consistent snapshot.
+
+NDJSON: one Movie object per line, exactly as GET /movies shows it.
+CSV: a header row with the Movie fields in order, then one row per movie; genres joined with
+"," in one (quoted) field — IMDb's own separator, which no genre name contains; null is an empty
+field, booleans are `true`/`false`; RFC 4180 quoting and CRLF line ends (Python's csv module).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, current_app
+from werkzeug.wsgi import ClosingIterator
+
+from movies import repository
+from movies.api.params import ExportRequest
+from movies.api.serializers import movie_json
+from movies.query import MovieQuery
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+CSV_FIELDS = (
+    "id",
+    "title",
+    "original_title",
+    "year",
+    "genres",
+    "rating",
+    "votes",
+    "runtime_minutes",
+    "is_adult",
+    "imdb_url",
+    "source",
+    "score",
+)
+CSV_GENRE_SEPARATOR = ","
+Batches = Iterator[list[tuple]]
+
+
+def export_response(parsed: ExportRequest, engine: sa.Engine, timeout_ms: int) -> Response:
+    """The streamed export of `parsed` (rows read with `engine`, statement limit `timeout_ms`).
+
+    :raise sqlalchemy.exc.DBAPIError: if the query fails before its first rows.
+    """
+    batches = _batches(engine, parsed.query, timeout_ms)
+    first = next(batches, [])
+    if parsed.format == "csv":
+        body = _csv_chunks(first, batches)
+    else:
+        body = _ndjson_chunks(first, batches, current_app.json.dumps)
+    response = Response(
+        ClosingIterator(body, [batches.close]), content_type=MEDIA_TYPES[parsed.format]
+    )
+    response.headers["Content-Disposition"] = f"attachment; filename=movies.{parsed.format}"
+    return response
+
+
+def _batches(engine: sa.Engine, query: MovieQuery, timeout_ms: int) -> Batches:
+    with engine.connect() as conn:
+        # The server-side cursor needs a transaction; reads elsewhere run in autocommit.
+        conn.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            yield from repository.stream_movies(conn, query, timeout_ms=timeout_ms)
+
+
+def _logged(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except Exception:
+        log.exception("export cut short")
+        raise
+
+
+def _ndjson_chunks(
+    first: list[tuple], batches: Batches, dumps: Callable[[Any], str]
+) -> Iterator[bytes]:
+    def chunks() -> Iterator[bytes]:
+        rows = first
+        while rows:
+            yield ("\n".join([dumps(movie_json(row)) for row in rows]) + "\n").encode()
+            rows = next(batches, [])
+
+    return _logged(chunks())
+
+
+def csv_row(movie: dict[str, Any]) -> list[Any]:
+    """A Movie object as the values of one CSV row, in CSV_FIELDS order."""
+    values: list[Any] = []
+    for name in CSV_FIELDS:
+        value = movie[name]
+        if name == "genres":
+            value = CSV_GENRE_SEPARATOR.join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        values.append(value)
+    return values
+
+
+def _csv_chunks(first: list[tuple], batches: Batches) -> Iterator[bytes]:
+    def chunks() -> Iterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_FIELDS)
+        rows = first
+        while True:
+            writer.writerows([csv_row(movie_json(row)) for row in rows])
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+            rows = next(batches, [])
+            if not rows:
+                return
+
+    return _logged(chunks())

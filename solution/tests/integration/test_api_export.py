@@ -1,0 +1,190 @@
+"""GET /movies/export: the whole filtered list, streamed; equal to walking every page of the same
+query, in NDJSON and in CSV parsed back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+
+from movies import repository
+from movies.api.connection import db
+from movies.api.docs import load_spec_text
+from movies.api.export import CSV_FIELDS
+from movies.api.params import EXPORT_PARAMS
+from movies.query import MovieQuery
+
+QUERIES = [
+    {},
+    {"sort": "-rating"},
+    {"genre": "Drama", "sort": "-votes,title"},
+    {"include_adult": "true", "sort": "year,-runtime"},
+    {"rating_gte": "8.5", "year_lte": "1997", "sort": "-title"},
+    {"genre_not": "Action", "sort": "-score"},
+    {"q": "heat"},
+]
+
+
+def pages(client: FlaskClient, params: dict[str, str]) -> list[dict]:
+    """Every item of GET /movies with these params, following next_cursor to the end."""
+    items: list[dict] = []
+    cursor = None
+    for _ in range(1000):
+        query = dict(params, limit="100", **({"cursor": cursor} if cursor else {}))
+        body = client.get(f"/movies?{urlencode(query)}").json
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("pagination did not end")
+
+
+def parse_csv(data: bytes) -> list[dict]:
+    """CSV rows back into Movie objects (empty field → null)."""
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert tuple(rows[0]) == CSV_FIELDS
+    movies = []
+    for row in rows[1:]:
+        raw = dict(zip(CSV_FIELDS, row, strict=True))
+        movie: dict = {name: (value if value != "" else None) for name, value in raw.items()}
+        movie["genres"] = raw["genres"].split(",") if raw["genres"] else []
+        movie["is_adult"] = {"true": True, "false": False}[raw["is_adult"]]
+        for name in ("year", "votes", "runtime_minutes"):
+            movie[name] = None if movie[name] is None else int(movie[name])
+        for name in ("rating", "score"):
+            movie[name] = None if movie[name] is None else float(movie[name])
+        movies.append(movie)
+    return movies
+
+
+@pytest.mark.parametrize("params", QUERIES, ids=lambda p: urlencode(p) or "default")
+def test_ndjson_export_equals_every_page(client: FlaskClient, params: dict[str, str]) -> None:
+    response = client.get(f"/movies/export?{urlencode(params)}")
+    assert response.status_code == 200, response.data[:300]
+    assert response.headers["Content-Type"] == "application/x-ndjson"
+    assert response.headers["Content-Disposition"] == "attachment; filename=movies.ndjson"
+    assert response.data == b"" or response.data.endswith(b"\n")
+    exported = [json.loads(line) for line in response.data.decode("utf-8").splitlines()]
+    expected = pages(client, params)
+    assert exported == expected
+    assert exported, "every query here matches some seeded movies"
+
+
+@pytest.mark.parametrize("params", QUERIES, ids=lambda p: urlencode(p) or "default")
+def test_csv_export_parses_back_to_every_page(client: FlaskClient, params: dict[str, str]) -> None:
+    response = client.get(f"/movies/export?{urlencode(dict(params, format='csv'))}")
+    assert response.status_code == 200, response.data[:300]
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Disposition"] == "attachment; filename=movies.csv"
+    assert parse_csv(response.data) == pages(client, params)
+
+
+def test_export_keeps_nasty_titles_and_covers_every_movie(
+    client: FlaskClient, seed_movies: list[dict], sort_like_api
+) -> None:
+    response = client.get("/movies/export?include_adult=true&format=csv&sort=title")
+    exported = parse_csv(response.data)
+    assert exported == sort_like_api(seed_movies, "title")
+    titles = {m["title"] for m in exported}
+    assert {'"', 'The "Quoted" One', "Comma, Inside", "Tab\tInside", "NA", "null", "\\N"} <= titles
+    ndjson = client.get("/movies/export?include_adult=true&sort=title").data.decode("utf-8")
+    assert [json.loads(line) for line in ndjson.splitlines()] == exported
+
+
+def test_export_in_small_batches_is_the_same(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = {
+        fmt: client.get(f"/movies/export?format={fmt}&sort=-year").data for fmt in ("ndjson", "csv")
+    }
+    monkeypatch.setattr(repository, "EXPORT_BATCH_ROWS", 7)
+    for fmt, data in whole.items():
+        assert client.get(f"/movies/export?format={fmt}&sort=-year").data == data
+    assert whole["csv"].count(b"id,title,original_title") == 1
+
+
+def test_empty_export_is_empty_ndjson_or_a_header(client: FlaskClient) -> None:
+    assert client.get("/movies/export?year=1870").data == b""
+    data = client.get("/movies/export?year=1870&format=csv").data
+    assert data == (",".join(CSV_FIELDS) + "\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("format=xml", "format"),
+        ("format=NDJSON", "format"),
+        ("format=csv&format=ndjson", "format"),
+        ("limit=10", "limit"),
+        ("cursor=abc", "cursor"),
+        ("count=exact", "count"),
+        ("facets=genre", "facets"),
+        ("colour=red", "colour"),
+        ("rating_gt=high", "rating_gt"),
+        ("sort=popularity", "sort"),
+        ("genre=Nope", "genre"),
+    ],
+)
+def test_bad_export_parameters_are_400_problems(
+    client: FlaskClient, query: str, param: str
+) -> None:
+    response = client.get(f"/movies/export?{query}")
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert param in [e["param"] for e in response.json["errors"]]
+    assert "ETag" not in response.headers
+
+
+def test_export_route_is_not_a_movie_id(client: FlaskClient, seed_movies: list[dict]) -> None:
+    # Test responses are read to the end (.data), as a server does: that closes the stream.
+    export = client.get("/movies/export")
+    assert export.headers["Content-Type"] == "application/x-ndjson" and export.data
+    movie = seed_movies[5]
+    assert client.get(f"/movies/{movie['id']}").json == movie
+    assert client.get("/movies/export/").status_code == 404
+
+
+def test_export_is_conditional(client: FlaskClient) -> None:
+    first = client.get("/movies/export?format=csv")
+    assert first.data.startswith(b"id,title,")
+    assert first.headers["Cache-Control"].startswith("public, max-age=")
+    again = client.get(
+        "/movies/export?format=csv", headers={"If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304 and again.data == b""
+    other = client.get("/movies/export", headers={"If-None-Match": first.headers["ETag"]})
+    assert other.status_code == 200 and other.data
+
+
+def test_export_runs_under_its_own_statement_timeout(app: Flask) -> None:
+    with app.app_context(), db.engine.connect() as conn:
+        conn.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            batches = repository.stream_movies(conn, MovieQuery(), timeout_ms=123_456)
+            assert next(batches)
+            shown = conn.execute(sa.text("SHOW statement_timeout")).scalar_one()
+            batches.close()
+        assert shown == "123456ms"
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar_one() != "123456ms"
+
+
+def test_closing_an_export_early_returns_its_connection(client: FlaskClient) -> None:
+    for _ in range(4):  # more than the pool holds (one per thread, plus as many overflow)
+        response = client.get("/movies/export?include_adult=true")
+        response.close()  # what the server does when the client goes away
+    assert client.get("/movies?limit=1").status_code == 200
+
+
+def test_spec_documents_the_list_filters_for_the_export() -> None:
+    document = yaml.safe_load(load_spec_text())
+    listed = {p["name"] for p in document["paths"]["/movies"]["get"]["parameters"]}
+    exported = {p["name"] for p in document["paths"]["/movies/export"]["get"]["parameters"]}
+    assert exported == (listed - {"limit", "cursor", "count", "facets"}) | {"format"}
+    assert exported == EXPORT_PARAMS
