@@ -373,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
         # wrk is one client address: under the per-client read limit it would measure 429s.
         # A limit out of reach keeps the limiter's own per-request work in the figures.
         env.setdefault("MOVIES_RATE_LIMIT_READS", BENCH_READ_LIMIT)
-        ensure_loaded(url, folder, manifest, env)
+        ensure_loaded(url, folder, manifest, env, reload=args.reload)
 
         api_port = free_port()
         api = Server(
@@ -485,6 +485,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write every run's figures to PATH"
     )
+    parser.add_argument(
+        "--reload", action="store_true",
+        help="load the data set even if the database holds it (after a loader or schema change)",
+    )  # fmt: skip
     parser.add_argument(
         "--keep-db", action="store_true", help="leave the embedded PostgreSQL running at the end"
     )

@@ -177,14 +177,17 @@ def loaded_movies(url: str) -> int | None:
     return int(last) if present == last else None
 
 
-def ensure_loaded(url: str, folder: Path, manifest: Mapping, env: Mapping[str, str]) -> None:
-    """Load `folder` with `movies load --force` unless the database already holds that data set.
+def ensure_loaded(
+    url: str, folder: Path, manifest: Mapping, env: Mapping[str, str], *, reload: bool = False
+) -> None:
+    """Load `folder` with `movies load --force` unless the database already holds that data set
+    (and `reload` is false).
 
     :raise BenchError: if the load fails.
     """
     expected = manifest.get("loadable_movies", manifest.get("movies"))
     present = loaded_movies(url)
-    if present is not None and present == expected:
+    if not reload and present is not None and present == expected:
         log.info("database already holds the data set (%s movies): skipping the load", present)
         return
     log.info("loading %s (database holds %s movies, want %s)", folder, present, expected)
