@@ -104,3 +104,47 @@ def test_responses_conform_to_the_spec(
             assert response.status_code < 500
 
         check()
+
+
+def test_stateful_create_then_get_follows_the_spec_links(
+    write_client: FlaskClient, write_app: Flask
+) -> None:
+    """POST /movies, then GET /movies/{movie_id} through the spec's link, in bounded scenarios.
+
+    Only the spec's own links drive the scenarios (schemathesis' inferred links would make
+    GET /movies the only entry point and never create a movie).
+    """
+    _operations(write_app)  # seeds two IMDb movies and a load
+    api = schemathesis.openapi.from_wsgi("/openapi.json", write_app)
+    api.config.phases.stateful.inference.algorithms = []
+    # Configured (not added per call), so the auth checks know which token is the real one.
+    api.config.update(headers={"Authorization": "Bearer token-one"})
+    calls: list[tuple[str, str, int]] = []
+
+    class CreateThenGet(api.as_state_machine()):  # type: ignore[misc]
+        def after_call(self, response, case: schemathesis.Case) -> None:
+            super().after_call(response, case)
+            calls.append((case.method, case.path, response.status_code))
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+            case.validate_response(
+                response,
+                excluded_checks=[positive_data_acceptance],
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+            assert response.status_code < 500
+
+    CreateThenGet.run(
+        settings=settings(
+            max_examples=10,
+            stateful_step_count=3,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    created = {(m, p) for m, p, status in calls if status == 201}
+    fetched = {(m, p) for m, p, status in calls if status == 200}
+    assert ("POST", "/movies") in created and ("GET", "/movies/{movie_id}") in fetched
