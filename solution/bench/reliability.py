@@ -7,7 +7,7 @@ and cached under .data/reliability/datasets/.
 
 Scenarios (see solution/RELIABILITY.md):
   refresh   8 clients query while a full reload swaps in a slightly different data set
-  kill      SIGKILL the loader at many points of a load; the served data must not change
+  kill      SIGKILL the loader in every phase: previous or complete new data, never a mix
   corrupt   truncated, empty, garbage, header-less ... inputs: clear failure, data intact
   hostile   injection-shaped, unicode, NUL, oversized requests: 4xx problem+json, never 5xx
   restart   stop PostgreSQL under traffic: fast 503s; start it: recovery time
