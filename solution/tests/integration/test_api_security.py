@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import hmac
 import io
+import time
+import types
 from collections.abc import Callable, Iterator
 
+import limits.storage.memory
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from movies.api import auth
+from movies.api import auth, security
 from movies.api.connection import db
 from movies.app import MAX_BODY_BYTES, create_app
 from movies.config import ConfigError, Settings
@@ -395,3 +398,17 @@ def test_chunked_body_without_content_length_is_capped(
     assert created.status_code == 201, created.data
     assert created.json["title"] == 'Chunked "NA"'
     assert _user_movies(write_app) == 1
+
+
+def test_worker_memory_storage_counts_expires_and_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = security.WorkerMemoryStorage()
+    storage.timer.join(timeout=1)
+    assert not storage.timer.is_alive()  # no expiry thread
+    assert [storage.incr("a", 60) for _ in range(3)] == [1, 2, 3]
+    storage.incr("b", 60)
+    later = types.SimpleNamespace(time=lambda: time.time() + 61)
+    monkeypatch.setattr(security, "time", later)
+    monkeypatch.setattr(limits.storage.memory, "time", later)
+    monkeypatch.setattr(security.WorkerMemoryStorage, "SWEEP_EVERY", 1)
+    assert storage.incr("c", 60) == 1  # the sweep dropped a and b, expired
+    assert set(storage.storage) == {"c"} and set(storage.expirations) == {"c"}
