@@ -70,13 +70,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS movie_user_imdb_id_key ON movie_user (imdb_id)
 -- Title search (`q`, see solution/src/movies/search.py). No extension is needed (the embedded
 -- server ships none): the loader and the API store the search fold of each title (lower case,
 -- accents removed, words separated by one space), and of the original title when it folds
--- differently (else ''). Built-in full-text search with the 'simple' configuration (no stemming,
--- no stop words) finds the movies holding every word; the B-trees ("C" collation, so a LIKE prefix
--- is a range scan) find the exact and prefix title matches that sort=relevance ranks first.
+-- differently (else ''). The folds are words of letters and digits separated by single spaces,
+-- so they cast to tsvector as they are (one lexeme per word: no text-search parser, no locale);
+-- the GIN index on that finds the movies holding every word of a query (the last as a prefix).
+-- It builds in half the time a to_tsvector('simple', ...) index takes. The B-trees ("C"
+-- collation, so a LIKE prefix is a range scan) find the exact and prefix title matches that
+-- sort=relevance ranks first.
 ALTER TABLE movie ADD COLUMN IF NOT EXISTS search_title text COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE movie ADD COLUMN IF NOT EXISTS search_original text COLLATE "C" NOT NULL DEFAULT '';
-CREATE INDEX IF NOT EXISTS movie_search_idx ON movie
-    USING gin (to_tsvector('simple', search_title || ' ' || search_original));
+DROP INDEX IF EXISTS movie_search_idx;  -- its first form, on to_tsvector('simple', ...)
+CREATE INDEX IF NOT EXISTS movie_search_words_idx ON movie
+    USING gin (((search_title || ' ' || search_original)::tsvector));
 CREATE INDEX IF NOT EXISTS movie_search_title_idx ON movie (search_title);
 CREATE INDEX IF NOT EXISTS movie_search_original_idx ON movie (search_original);
 

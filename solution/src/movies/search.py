@@ -4,17 +4,19 @@ The fold makes search case- and accent-insensitive without any PostgreSQL extens
 embedded server ships none; pg_trgm and unaccent are therefore not an option):
 
     NFKD  →  drop combining marks (Mn)  →  every run of non-letters/non-digits becomes one space
-          →  lower case, final sigma as sigma  →  trim
+          →  lower case, final sigma as sigma  →  trim  →  words cut to MAX_WORD characters
 
 so "Amélie" and "AMELIE" both fold to "amelie", "The Godfather: Part II" to
 "the godfather part ii". `fold` is the reference; the loader applies the same steps to whole
 columns with Arrow (`movies.loader.transform.fold_titles`), and a test checks that both agree.
 
 A movie stores the fold of its title (`search_title`) and of its original title when that folds
-differently (`search_original`, else ''). Matching uses PostgreSQL's built-in full-text search with
-the 'simple' configuration (no stemming, no stop words) over both folds: every word of the query
-must occur, the last one as a prefix (`to_tsquery('simple', 'the' & 'godf':*)`). The query text
-is built here from folded words only, so the tsquery operators of the raw input never reach it.
+differently (`search_original`, else ''). Matching uses PostgreSQL's built-in full-text types
+without a text-search parser or configuration: the folds, being words of letters and digits
+separated by single spaces, are cast to `tsvector` as they are (one lexeme per word), and the
+query becomes the `tsquery` `'the' & 'godf':*` (every word, the last one as a prefix). No locale
+decides what a word is, so the embedded server and the compose one match identically. The query
+text is built here from folded words only: the tsquery operators of the raw input never reach it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import unicodedata
 from dataclasses import dataclass
 
 MAX_QUERY_LENGTH = 200
+# Longer words are cut: a tsvector lexeme must stay under 2 KiB (200 characters are at most 800
+# bytes in UTF-8), and no one types 200 letters without a space.
+MAX_WORD = 200
 
 
 class SearchError(ValueError):
@@ -38,7 +43,8 @@ def fold(text: str) -> str:
         if category == "Mn":
             continue
         kept.append(char if category[0] in "LN" else " ")
-    return " ".join("".join(kept).lower().replace("ς", "σ").split())
+    words = "".join(kept).lower().replace("ς", "σ").split()
+    return " ".join(word[:MAX_WORD] for word in words)
 
 
 def fold_titles(title: str, original_title: str | None) -> tuple[str, str]:

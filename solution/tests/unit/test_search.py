@@ -37,6 +37,8 @@ NASTY = [
     ("Ærø", "ærø"),
     ("e\u0301\u0301", "e"),  # stacked combining marks
     ("", ""),
+    ("x" * 500, "x" * 200),  # words are cut to MAX_WORD characters
+    ("É" * 300 + " b", "e" * 200 + " b"),
 ]
 
 
