@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator
 import limits.storage.memory
 import pytest
 import sqlalchemy as sa
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
 from movies.api import auth, security
 from movies.api.connection import db
+from movies.api.docs import load_spec_text
 from movies.app import MAX_BODY_BYTES, create_app
 from movies.config import ConfigError, Settings
 from movies.errors import UnauthorizedError
@@ -412,3 +414,17 @@ def test_worker_memory_storage_counts_expires_and_sweeps(monkeypatch: pytest.Mon
     monkeypatch.setattr(security.WorkerMemoryStorage, "SWEEP_EVERY", 1)
     assert storage.incr("c", 60) == 1  # the sweep dropped a and b, expired
     assert set(storage.storage) == {"c"} and set(storage.expirations) == {"c"}
+
+
+def test_spec_documents_429_on_every_rate_limited_operation() -> None:
+    spec = yaml.safe_load(load_spec_text())
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if method in ("get", "head", "post") and path not in ("/healthz", "/readyz")
+        if "429" not in operation["responses"]
+    ]
+    assert undocumented == []
+    retry_after = spec["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"]
+    assert retry_after["schema"]["type"] == "integer"
