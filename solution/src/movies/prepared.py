@@ -119,7 +119,15 @@ def _statement_for(
     return prepare.replace(b"%", b"%%") + _execute(name, len(args)).encode(), args
 
 
+# An EXECUTE takes its snapshot before it locks its tables. One that waits for a load's partition
+# swap would then see the new partition but none of its rows (committed after that snapshot): an
+# empty page, a 404. A LOCK first, in the same implicit transaction, does the waiting; the EXECUTE
+# after it takes a fresh snapshot that includes the swap. Plain statements lock before their
+# snapshot already.
+_WAIT_FOR_SWAP = "LOCK TABLE movie IN ACCESS SHARE MODE; "
+
+
 def _execute(name: str, count: int) -> str:
     if not count:
-        return f"EXECUTE {name}"
-    return f"EXECUTE {name}({', '.join(['%s'] * count)})"
+        return f"{_WAIT_FOR_SWAP}EXECUTE {name}"
+    return f"{_WAIT_FOR_SWAP}EXECUTE {name}({', '.join(['%s'] * count)})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -110,3 +112,38 @@ def test_new_connection_starts_with_no_statements(engine: sa.Engine) -> None:
     with engine.connect() as second:
         assert statements(second) == []
         assert len(genres_after(second, "%", 0)) == 28
+
+
+def test_prepared_read_waiting_for_a_partition_swap_sees_the_swapped_in_rows(
+    conn: sa.Connection, engine: sa.Engine
+) -> None:
+    """A reader blocked by a load's swap must see the new rows, not an empty new partition."""
+    with engine.begin() as setup:
+        setup.exec_driver_sql(
+            "INSERT INTO movie_imdb (id, source, title) VALUES ('tt0000001', 'imdb', 'Old')"
+        )
+    by_id = "SELECT title FROM movie WHERE id = %(id)s"
+    for _ in range(3):  # prepared from the second run on
+        assert fetch_all(conn, by_id, {"id": "tt0000001"}, ["id"]) == [("Old",)]
+    assert statements(conn), "the read under test must be a prepared statement"
+
+    loader = engine.raw_connection()
+    swap = loader.cursor()
+    swap.execute(
+        "CREATE TABLE movie_imdb_next (LIKE movie_imdb INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
+        "INSERT INTO movie_imdb_next (id, source, title) VALUES ('tt0000001', 'imdb', 'New');"
+        "ALTER TABLE movie DETACH PARTITION movie_imdb; DROP TABLE movie_imdb;"
+        "ALTER TABLE movie_imdb_next RENAME TO movie_imdb;"
+        "ALTER TABLE movie ATTACH PARTITION movie_imdb FOR VALUES IN ('imdb')"
+    )
+    seen: list[object] = []
+    reader = threading.Thread(
+        target=lambda: seen.append(fetch_all(conn, by_id, {"id": "tt0000001"}, ["id"]))
+    )
+    reader.start()
+    time.sleep(0.5)  # the reader now waits for the swap's lock
+    assert seen == [], "the read should be waiting for the swap"
+    loader.commit()
+    loader.close()
+    reader.join(timeout=30)
+    assert seen == [[("New",)]]
