@@ -4,7 +4,7 @@ Every case first loads a small, valid but nasty data set (bare quotes, `\\N`, ti
 `null`, a backslash, unicode, an 8-digit tconst), then loads a broken copy of it with `--force`
 (so the shrink guard is not what refuses it) and checks that the movies already loaded are
 exactly what they were and that no staging table is left behind. A header-only basics file is
-refused without `--force` (it would empty the table). Ratings for unknown ids and duplicate
+refused, even with `--force` (it would empty the table). Ratings for unknown ids and duplicate
 tconsts are not errors: the load succeeds and counts them.
 """
 
@@ -212,12 +212,13 @@ def test_load_of_a_missing_source_folder_fails_clearly(
     assert snapshot(engine) == loaded
 
 
-def test_header_only_basics_is_refused_without_force(
-    database_url: str, engine: sa.Engine, loaded: dict, tmp_path: Path
+@pytest.mark.parametrize("force", [False, True])
+def test_header_only_basics_is_refused_even_with_force(
+    database_url: str, engine: sa.Engine, loaded: dict, tmp_path: Path, force: bool
 ) -> None:
     folder = write_source(tmp_path / "empty", BASICS_HEADER, RATINGS_HEADER + RATINGS_ROWS)
 
-    result = load(database_url, folder, force=False)
+    result = load(database_url, folder, force=force)
 
     assert result.exit_code not in (0, None)
     assert result.stderr.strip().splitlines()[-1].startswith("Error: ")

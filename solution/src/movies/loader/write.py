@@ -93,14 +93,20 @@ def count_live_movies(cur) -> int:
 
 
 def check_shrink(previous: int, new: int, *, force: bool) -> None:
-    """Refuse a load that would leave fewer than half of the current movies.
+    """Refuse a load that would leave fewer than half of the current movies, or none at all.
 
-    :raise ShrinkError: naming both counts and `--force`, unless `force`.
+    :raise ShrinkError: naming both counts and `--force`, unless `force`; and, even with
+        `force`, when the source holds no movie (a header-only or truncated file).
     """
     if new * 2 < previous and not force:
         raise ShrinkError(
             f"refusing to replace {previous:,} movies with {new:,} (less than half): the source "
             "looks incomplete; check it, or rerun with --force to load it anyway"
+        )
+    if new == 0:
+        raise ShrinkError(
+            "the source holds no movies (title.basics has no movie rows): refusing to load an "
+            "empty data set, even with --force"
         )
 
 
