@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import importlib
 import json
 import logging
@@ -364,6 +365,13 @@ def run(args: argparse.Namespace) -> int:
     code = code_version()
     folder, manifest = ensure_synthetic_data(args.scale, args.seed)
     data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / "bench-api.lock").open("w")
+    try:
+        # Two runs on one database would load, measure and stop servers under each other.
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BenchError(f"another bench-api run is using {data_dir}; wait for it") from None
     database = EmbeddedDatabase(data_dir)
     scratch = Path(tempfile.mkdtemp(prefix="bench-api-"))
     api = ceiling = None
@@ -379,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
         api = Server(
             "API",
             [venv_command("movies"), "serve", "--host", "127.0.0.1", "--port", str(api_port)],
-            api_port, env, data_dir / "logs" / "api.log",
+            api_port, env, data_dir / "logs" / f"api-{os.getpid()}.log",
         )  # fmt: skip
         api.start()
         shapes, default_body = prepare_shapes(api.base_url, args.deep_pages)
@@ -396,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
                 "--control-socket", str(scratch / "gunicorn.ctl"),
                 f"ceiling_app:create_app({str(body_file)!r})",
             ],
-            ceiling_port, env, data_dir / "logs" / "ceiling.log",
+            ceiling_port, env, data_dir / "logs" / f"ceiling-{os.getpid()}.log",
         )  # fmt: skip
         ceiling.start()
 
