@@ -26,7 +26,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from movies import repository
 from movies.api.params import ExportRequest
-from movies.api.serializers import movie_json
+from movies.api.serializers import IMDB_TITLE_URL, movie_json
 from movies.query import MovieQuery
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,19 @@ def export_response(parsed: ExportRequest, engine: sa.Engine, timeout_ms: int) -
     if parsed.format == "csv":
         body = _csv_chunks(first, batches)
     else:
-        body = _ndjson_chunks(first, batches, current_app.json.dumps)
+        body = _ndjson_chunks(first, batches, _json_encoder())
     response = Response(
         ClosingIterator(body, [batches.close]), content_type=MEDIA_TYPES[parsed.format]
     )
     response.headers["Content-Disposition"] = f"attachment; filename=movies.{parsed.format}"
     return response
+
+
+def _json_encoder() -> Callable[[Any], bytes]:
+    """The app's JSON encoding (as GET /movies uses it), straight to bytes when it can."""
+    provider = current_app.json
+    encode = getattr(provider, "encode", None)
+    return encode if callable(encode) else lambda obj: provider.dumps(obj).encode()
 
 
 def _batches(engine: sa.Engine, query: MovieQuery, timeout_ms: int) -> Batches:
@@ -85,28 +92,52 @@ def _logged(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _ndjson_chunks(
-    first: list[tuple], batches: Batches, dumps: Callable[[Any], str]
+    first: list[tuple], batches: Batches, encode: Callable[[Any], bytes]
 ) -> Iterator[bytes]:
     def chunks() -> Iterator[bytes]:
         rows = first
         while rows:
-            yield ("\n".join([dumps(movie_json(row)) for row in rows]) + "\n").encode()
+            yield b"\n".join([encode(movie_json(row)) for row in rows]) + b"\n"
             rows = next(batches, [])
 
     return _logged(chunks())
 
 
-def csv_row(movie: dict[str, Any]) -> list[Any]:
-    """A Movie object as the values of one CSV row, in CSV_FIELDS order."""
-    values: list[Any] = []
-    for name in CSV_FIELDS:
-        value = movie[name]
-        if name == "genres":
-            value = CSV_GENRE_SEPARATOR.join(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        values.append(value)
-    return values
+def csv_row(row: tuple) -> tuple:
+    """A movie row (`query.MOVIE_COLUMNS` order) as one CSV row, in CSV_FIELDS order.
+
+    The same values as `movie_json` (one pass, no dict: a full export writes 700,000 of these);
+    ratings and scores keep their exact decimal text.
+    """
+    (
+        movie_id,
+        source,
+        title,
+        original_title,
+        year,
+        genres,
+        rating,
+        votes,
+        runtime_minutes,
+        is_adult,
+        imdb_id,
+        score,
+    ) = row
+    tconst = movie_id if source == "imdb" else imdb_id
+    return (
+        movie_id,
+        title,
+        original_title,
+        year,
+        CSV_GENRE_SEPARATOR.join(genres),
+        rating,
+        votes,
+        runtime_minutes,
+        "true" if is_adult else "false",
+        IMDB_TITLE_URL.format(tconst) if tconst else None,
+        source,
+        score,
+    )
 
 
 def _csv_chunks(first: list[tuple], batches: Batches) -> Iterator[bytes]:
@@ -116,7 +147,7 @@ def _csv_chunks(first: list[tuple], batches: Batches) -> Iterator[bytes]:
         writer.writerow(CSV_FIELDS)
         rows = first
         while True:
-            writer.writerows([csv_row(movie_json(row)) for row in rows])
+            writer.writerows([csv_row(row) for row in rows])
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
