@@ -117,6 +117,17 @@ def generate(out_dir: Path, scale: float, seed: int) -> None:
     click.echo(f"wrote {out_dir}/title.basics.tsv.gz and title.ratings.tsv.gz")
 
 
+def _gunicorn() -> str:
+    """gunicorn beside this Python (the venv's, even when the venv is not activated)."""
+    beside = Path(sys.executable).with_name("gunicorn")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("gunicorn")
+    if found is None:
+        raise click.ClickException("gunicorn is not installed beside this Python nor on PATH")
+    return found
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
@@ -134,7 +145,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     settings = _settings()
     env = dict(os.environ, DATABASE_URL=_database_url(settings))
     argv = [
-        shutil.which("gunicorn") or "gunicorn",
+        _gunicorn(),
         "--bind",
         f"{host}:{port}",
         "--config",

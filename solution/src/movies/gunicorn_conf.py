@@ -24,3 +24,6 @@ graceful_timeout = _settings.gunicorn_graceful_timeout_s
 limit_request_line = _settings.gunicorn_limit_request_line
 keepalive = 5
 accesslog = None
+# gunicorn's control socket defaults to one path per user, shared by every gunicorn on the host
+# (two instances would fight over it); nothing here uses it.
+control_socket_disable = True

@@ -49,17 +49,33 @@ def apply_schema(engine: sa.Engine) -> bool:
     with engine.connect() as conn:
         if applied_digest(conn) == digest:
             return False
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
-        if applied_digest(conn) == digest:  # another process got there first
-            return False
-        for _name, sql in scripts:
-            conn.exec_driver_sql(sql)
-        conn.execute(
-            sa.text(
-                "INSERT INTO schema_state (digest) VALUES (:digest) ON CONFLICT (singleton) "
-                "DO UPDATE SET digest = excluded.digest, applied_at = now()"
-            ),
-            {"digest": digest},
-        )
+    # A real transaction even on an autocommit engine (the API's): the lock and the scripts must
+    # commit together.
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            _apply(conn, scripts, digest)
     return True
+
+
+def _apply(conn: sa.Connection, scripts: list[tuple[str, str]], digest: str) -> None:
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
+    if applied_digest(conn) == digest:  # another process got there first
+        return
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.cursor()
+    try:
+        for _name, sql in scripts:
+            try:
+                cursor.execute(sql)  # no parameters: a % in the SQL stays a %, not a placeholder
+            except dbapi_error as exc:  # the same exception family as every other statement
+                raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+    finally:
+        cursor.close()
+    conn.execute(
+        sa.text(
+            "INSERT INTO schema_state (digest) VALUES (:digest) ON CONFLICT (singleton) "
+            "DO UPDATE SET digest = excluded.digest, applied_at = now()"
+        ),
+        {"digest": digest},
+    )

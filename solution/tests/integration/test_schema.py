@@ -1,3 +1,4 @@
+import pytest
 import sqlalchemy as sa
 
 
@@ -43,3 +44,18 @@ def test_changed_scripts_are_applied_again(engine: sa.Engine) -> None:
         conn.execute(sa.text("UPDATE schema_state SET digest = 'old'"))
     assert apply_schema(engine) is True
     assert apply_schema(engine) is False
+
+
+def test_scripts_may_contain_percent_signs(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movies import schema
+
+    scripts = schema.schema_scripts() + [
+        ("99-percent.sql", "-- 100 % sure\nCOMMENT ON TABLE genre IS 'names, 100 %';")
+    ]
+    monkeypatch.setattr(schema, "schema_scripts", lambda: scripts)
+    assert schema.apply_schema(engine) is True
+    with engine.connect() as conn:
+        comment = conn.execute(sa.text("SELECT obj_description('genre'::regclass)")).scalar()
+    assert comment == "names, 100 %"
