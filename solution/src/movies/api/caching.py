@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, current_app, request
+from werkzeug.http import http_date
 
 from movies import repository
 from movies.api.connection import get_connection
@@ -45,6 +46,7 @@ class DataVersion:
 
     tag: bytes
     last_modified: datetime | None
+    last_modified_header: str | None = None  # the HTTP date, formatted once per version
 
 
 def read_version() -> DataVersion:
@@ -52,7 +54,8 @@ def read_version() -> DataVersion:
     load_id, loaded_at, user_movies, user_created_at = repository.data_version(get_connection())
     tag = f"{load_id}|{loaded_at}|{user_movies}|{user_created_at}".encode()
     changes = [t for t in (loaded_at, user_created_at) if t is not None]
-    return DataVersion(tag, max(changes) if changes else None)
+    last_modified = max(changes) if changes else None
+    return DataVersion(tag, last_modified, http_date(last_modified) if last_modified else None)
 
 
 class VersionCache:
@@ -107,8 +110,10 @@ def _etag(version: DataVersion) -> str:
 
 
 def _not_modified(etag: str, last_modified: datetime | None) -> bool:
-    if request.if_none_match:
-        return request.if_none_match.contains_weak(etag)
+    given = request.headers.get("If-None-Match")
+    if given is not None:
+        # The common case, a client sending back the ETag it got, needs no header parsing.
+        return given == f'W/"{etag}"' or request.if_none_match.contains_weak(etag)
     since = request.if_modified_since
     if since is None or last_modified is None:
         return False
@@ -125,14 +130,15 @@ def conditional(view: Callable[..., Any]) -> Callable[..., Response]:
         version = state.versions.get()
         etag = _etag(version)
         if _not_modified(etag, version.last_modified):
+            # A 304 carries no Last-Modified (werkzeug drops it): RFC 9110 does not ask for it.
             response = current_app.response_class(status=304)
         else:
             response = current_app.make_response(view(*args, **kwargs))
             if response.status_code != 200:
                 return response
-        response.set_etag(etag, weak=True)
-        if version.last_modified is not None:
-            response.last_modified = version.last_modified
+            if version.last_modified_header is not None:
+                response.headers["Last-Modified"] = version.last_modified_header
+        response.headers["ETag"] = f'W/"{etag}"'
         response.headers["Cache-Control"] = state.cache_control
         return response
 
