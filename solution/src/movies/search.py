@@ -77,9 +77,12 @@ class Search:
 def parse_search(raw: str) -> Search:
     """Validate and fold the `q` parameter.
 
-    :raise SearchError: if it is longer than MAX_QUERY_LENGTH characters or has no letter or
+    :raise SearchError: if it is longer than MAX_QUERY_LENGTH characters, holds a NUL (as every
+        other text parameter, it is rejected rather than read as a separator) or has no letter or
         digit (empty, blank or punctuation only).
     """
+    if "\x00" in raw:
+        raise SearchError("must not contain NUL characters")
     if len(raw) > MAX_QUERY_LENGTH:
         raise SearchError(f"must be at most {MAX_QUERY_LENGTH} characters, got {len(raw)}")
     folded = fold(raw)

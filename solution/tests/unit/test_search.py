@@ -91,3 +91,8 @@ def test_parse_search_rejects(raw: str) -> None:
 
 def test_prefix_pattern_holds_no_like_metacharacters() -> None:
     assert parse_search("50% of_it").prefix_pattern == "50 of it%"
+
+
+def test_search_text_with_a_nul_is_rejected_like_every_text_parameter() -> None:
+    with pytest.raises(SearchError, match="NUL"):
+        parse_search("1\x00")
