@@ -81,7 +81,7 @@ def load(source: str | None, force: bool) -> None:
 def init_db() -> None:
     """Create the schema (idempotent); the API and the loader also do it on start.
 
-    Example: DATABASE_URL=postgresql://localhost/movies movies init-db
+    Example: movies init-db   (or: DATABASE_URL=postgresql://localhost/movies movies init-db)
     """
     from movies.db import create_engine
     from movies.schema import apply_schema
@@ -91,6 +91,26 @@ def init_db() -> None:
     apply_schema(engine)
     engine.dispose()
     click.echo("schema is up to date")
+
+
+@main.command("stop-db")
+def stop_db() -> None:
+    """Stop the embedded PostgreSQL (it keeps running after `movies demo` or `load` exit).
+
+    Example: movies stop-db
+    """
+    from movies.embedded import EmbeddedDatabaseError, stop_embedded
+
+    settings = _settings()
+    try:
+        stopped = stop_embedded(settings.pgdata)
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"stopped the embedded PostgreSQL in {settings.pgdata}"
+        if stopped
+        else f"no embedded PostgreSQL running in {settings.pgdata}"
+    )
 
 
 @main.command()

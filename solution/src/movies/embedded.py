@@ -6,6 +6,7 @@ keeps running after this process exits, so the demo, the CLI and a second termin
 
 from __future__ import annotations
 
+import getpass
 import logging
 import warnings
 from pathlib import Path
@@ -75,3 +76,25 @@ def _tune_for_bulk_loads(url: str, server) -> None:
         raise EmbeddedDatabaseError(
             f"could not restart the embedded PostgreSQL in {server.pgdata}: {exc}"
         ) from exc
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server whose files live in `pgdata`; return False if none was running.
+
+    :raise EmbeddedDatabaseError: if the server does not stop.
+    """
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # see start_embedded
+        from pgserver._commands import pg_ctl
+
+    owner = pgdata.owner()  # pgserver runs the server as its own user when started by root
+    user = owner if owner != getpass.getuser() else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except Exception as exc:
+        raise EmbeddedDatabaseError(
+            f"could not stop the embedded PostgreSQL in {pgdata}: {exc}"
+        ) from exc
+    return True

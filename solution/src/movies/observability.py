@@ -93,6 +93,11 @@ def configure_logging(settings: Settings) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # pgserver logs every pg_ctl/initdb command line with its full output at INFO: detail for
+    # debugging the embedded server, noise otherwise.
+    logging.getLogger("pgserver").setLevel(
+        logging.DEBUG if settings.log_level == "debug" else logging.WARNING
+    )
 
 
 def request_id_from(header: str | None) -> str:
