@@ -38,5 +38,6 @@ bench-api: $(STAMP)  ## requests/s and p99 per query shape against the framework
 reliability: $(STAMP)  ## reload under traffic, killed loads, corrupt input, DB restart, sustained load
 	$(BIN)/python solution/bench/reliability.py
 
-clean:
+clean:  ## stop the embedded database, remove the venv and every local data folder
+	-$(BIN)/movies stop-db
 	rm -rf $(VENV) .data
