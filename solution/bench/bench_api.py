@@ -53,6 +53,7 @@ from harness import (
     BenchError,
     EmbeddedDatabase,
     Server,
+    cpu_and_memory,
     ensure_loaded,
     ensure_synthetic_data,
     free_port,
@@ -241,19 +242,7 @@ def prepare_shapes(base_url: str, deep_pages: int) -> tuple[list[Shape], bytes]:
 
 def machine_summary() -> list[str]:
     """nproc, CPU model, RAM, load average now: what the figures were measured on."""
-    model = platform.processor() or "unknown CPU"
-    memory = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
+    model, memory = cpu_and_memory()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return [
         f"machine: {os.cpu_count()} CPUs ({model}), {memory} RAM, {platform.system()} "

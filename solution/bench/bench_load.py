@@ -53,6 +53,7 @@ from harness import (
     REPO,
     BenchError,
     EmbeddedDatabase,
+    cpu_and_memory,
     ensure_synthetic_data,
     server_env,
     venv_command,
@@ -220,18 +221,7 @@ def run_once(folder: Path, env: dict[str, str], url: str, pgdata: Path | None = 
 
 def machine_summary(url: str) -> list[str]:
     """nproc, CPU model, RAM, load average, PostgreSQL and Python versions."""
-    model, memory = platform.processor() or "unknown CPU", "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-                break
-    except OSError:
-        pass
+    model, memory = cpu_and_memory()
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
