@@ -26,7 +26,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from movies import repository
 from movies.api.params import ExportRequest
-from movies.api.serializers import IMDB_TITLE_URL, movie_json
+from movies.api.serializers import imdb_url, movie_json
 from movies.query import MovieQuery
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,6 @@ def csv_row(row: tuple) -> tuple:
         imdb_id,
         score,
     ) = row
-    tconst = movie_id if source == "imdb" else imdb_id
     return (
         movie_id,
         title,
@@ -134,7 +133,7 @@ def csv_row(row: tuple) -> tuple:
         votes,
         runtime_minutes,
         "true" if is_adult else "false",
-        IMDB_TITLE_URL.format(tconst) if tconst else None,
+        imdb_url(movie_id, source, imdb_id),
         source,
         score,
     )

@@ -8,6 +8,12 @@ from typing import Any
 IMDB_TITLE_URL = "https://www.imdb.com/title/{}/"
 
 
+def imdb_url(movie_id: str, source: str, imdb_id: str | None) -> str | None:
+    """The movie's IMDb page: its own id for IMDb movies, the `imdb_id` given for user ones."""
+    tconst = movie_id if source == "imdb" else imdb_id
+    return IMDB_TITLE_URL.format(tconst) if tconst else None
+
+
 def movie_json(row: Sequence[Any]) -> dict[str, Any]:
     """One movie as the API shows it."""
     (
@@ -24,7 +30,6 @@ def movie_json(row: Sequence[Any]) -> dict[str, Any]:
         imdb_id,
         score,
     ) = row
-    tconst = movie_id if source == "imdb" else imdb_id
     return {
         "id": movie_id,
         "title": title,
@@ -35,7 +40,7 @@ def movie_json(row: Sequence[Any]) -> dict[str, Any]:
         "votes": votes,
         "runtime_minutes": runtime_minutes,
         "is_adult": is_adult,
-        "imdb_url": IMDB_TITLE_URL.format(tconst) if tconst else None,
+        "imdb_url": imdb_url(movie_id, source, imdb_id),
         "source": source,
         "score": None if score is None else float(score),
     }
