@@ -95,6 +95,8 @@ class Settings:
     db_connect_timeout_s: int = 3
     # Responses of data GETs may be cached (and reused after revalidation) this many seconds.
     cache_max_age_s: int = 60
+    # Each worker keeps finished data responses, by ETag, up to this many MiB (0: no cache).
+    response_cache_mb: int = 32
     # GET /movies/export reads every matching row: its statements get this limit, not the
     # per-statement one (0: none).
     export_statement_timeout_ms: int = 120_000
@@ -133,6 +135,7 @@ class Settings:
             secret_key=env.get("MOVIES_SECRET_KEY", "").strip() or DEFAULT_SECRET_KEY,
             db_connect_timeout_s=_int(env, "MOVIES_DB_CONNECT_TIMEOUT_S", 3, minimum=1),
             cache_max_age_s=_int(env, "MOVIES_CACHE_MAX_AGE_S", 60, minimum=0),
+            response_cache_mb=_int(env, "MOVIES_RESPONSE_CACHE_MB", 32, minimum=0),
             export_statement_timeout_ms=_int(
                 env, "MOVIES_EXPORT_STATEMENT_TIMEOUT_MS", 120_000, minimum=0
             ),

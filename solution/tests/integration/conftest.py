@@ -330,6 +330,8 @@ def write_client(write_app: Flask) -> FlaskClient:
                 "TRUNCATE movie_user, movie_genre_user, movie_imdb, movie_genre_imdb, dataset_load"
             )
             conn.exec_driver_sql("ALTER SEQUENCE movie_user_number RESTART")
+    # The data changed behind the API's back: its cached data version (and responses) are stale.
+    write_app.extensions["movies.caching"].versions.expire()
     return write_app.test_client()
 
 

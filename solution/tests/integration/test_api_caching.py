@@ -1,5 +1,5 @@
 """Conditional GET: validators on every data GET, 304 without running the query, and ETags that
-change when a load or a POST changes the data."""
+change when a load or a POST changes the data; the response cache that shares those ETags."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 
 from movies import repository
-from movies.api.caching import VERSION_TTL_S
+from movies.api.caching import VERSION_TTL_S, DataVersion, ResponseCache
 from movies.api.connection import db
 from movies.app import create_app
 from movies.config import Settings
@@ -162,3 +162,107 @@ def test_max_age_comes_from_the_settings(seeded_database: tuple[str, list[dict]]
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def count_list_queries(monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    """A list that grows by one each time the list query runs."""
+    calls: list[None] = []
+    real = repository.list_movies
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "list_movies", counted)
+    return calls
+
+
+def test_a_repeated_url_is_answered_from_the_cache_with_the_same_body_and_headers(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries = count_list_queries(monkeypatch)
+    path = "/movies?sort=-year&limit=2&include_adult=true"
+    first = client.get(path)
+    assert first.status_code == 200 and first.json["next_cursor"]
+    second = client.get(path)
+    assert len(queries) == 1
+    assert second.status_code == 200
+    assert second.data == first.data
+    for header in ("Content-Type", "Link", "ETag", "Last-Modified", "Cache-Control"):
+        assert second.headers[header] == first.headers[header], header
+    assert second.headers["X-Request-ID"] != first.headers["X-Request-ID"]
+    assert client.head(path).headers["Content-Length"] == str(len(first.data))
+
+
+def test_errors_and_other_urls_are_not_served_from_the_cache(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries = count_list_queries(monkeypatch)
+    for _ in range(2):
+        assert client.get("/movies?limit=0").status_code == 400
+    client.get("/movies?limit=3")
+    client.get("/movies?limit=4")
+    assert len(queries) == 2
+
+
+def test_the_export_is_streamed_and_never_kept(app: Flask, client: FlaskClient) -> None:
+    cache = app.extensions["movies.caching"].responses
+    before = cache.get_stats()
+    with client.get("/movies/export?format=csv&include_adult=true") as response:
+        assert response.is_streamed and response.status_code == 200
+    assert cache.get_stats() == before
+
+
+def test_a_post_empties_the_cache_of_its_worker(write_client: FlaskClient) -> None:
+    assert write_client.get("/movies").json["items"] == []
+    created = write_client.post("/movies", json={"title": "Amélie", "genres": []}, headers=AUTH)
+    assert created.status_code == 201
+    assert [m["id"] for m in write_client.get("/movies").json["items"]] == [created.json["id"]]
+
+
+def test_no_cache_when_its_size_is_zero(
+    seeded_database: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(Settings(database_url=seeded_database[0], response_cache_mb=0))
+    try:
+        queries = count_list_queries(monkeypatch)
+        client = app.test_client()
+        for _ in range(2):
+            assert client.get("/movies?limit=2").status_code == 200
+        assert len(queries) == 2
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def version(tag: bytes) -> DataVersion:
+    return DataVersion(tag, None)
+
+
+def test_the_cache_keeps_the_recently_used_within_its_budget() -> None:
+    cache = ResponseCache(max_bytes=16 * 100)  # sixteen 100-byte bodies
+    for number in range(17):
+        cache.put(version(b"v1"), str(number), Response(b"x" * 100))
+    assert cache.get(version(b"v1"), "0") is None  # the oldest made room for the 17th
+    assert cache.get(version(b"v1"), "1").body == b"x" * 100
+    cache.put(version(b"v1"), "17", Response(b"x" * 100))
+    assert cache.get(version(b"v1"), "2") is None  # used less recently than "1"
+    assert cache.get(version(b"v1"), "1") is not None
+    assert cache.get_stats() == (16, 1600)
+
+
+def test_the_cache_serves_one_data_version_only() -> None:
+    cache = ResponseCache(max_bytes=1_000_000)
+    cache.put(version(b"v1"), "a", Response("old"))
+    assert cache.get(version(b"v2"), "a") is None
+    cache.put(version(b"v2"), "b", Response("new"))
+    assert cache.get(version(b"v1"), "a") is None
+    assert cache.get_stats() == (1, 3)
+
+
+def test_one_response_may_not_take_more_than_a_sixteenth_of_the_budget() -> None:
+    cache = ResponseCache(max_bytes=1600)
+    cache.put(version(b"v1"), "big", Response("x" * 101))
+    cache.put(version(b"v1"), "fits", Response("x" * 100))
+    assert cache.get(version(b"v1"), "big") is None
+    assert cache.get(version(b"v1"), "fits") is not None

@@ -35,7 +35,8 @@ def terminate_api_backends(database_url: str) -> int:
 def test_dropped_connection_is_one_fast_503_then_served_again(database_url: str, path: str) -> None:
     # Its own database: terminating the sessions of the shared seeded one would hand the next
     # test's session-wide app a dead pooled connection (a 503 that test did not provoke).
-    app = create_app(Settings(database_url=database_url, secret_key="k"))
+    # No response cache: every request must reach the database.
+    app = create_app(Settings(database_url=database_url, secret_key="k", response_cache_mb=0))
     client = app.test_client()
     try:
         for _ in range(3):  # the read path's statements are prepared on this connection

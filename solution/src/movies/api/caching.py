@@ -1,4 +1,4 @@
-"""Conditional GET: `ETag`, `Last-Modified` and `Cache-Control` on the data GETs; 304 if unchanged.
+"""Conditional GET (ETag, Last-Modified, Cache-Control; 304 if unchanged) and the response cache.
 
 Every data response depends on three things only: the loaded dataset, the user movies and the
 URL. The data version stands for the first two: the latest `dataset_load` row (a load inserts
@@ -15,6 +15,12 @@ never a newer one (which could keep stale data behind a 304).
 
 `If-None-Match` wins over `If-Modified-Since` (RFC 9110 §13.2.2); `Last-Modified` has whole
 seconds, so two changes within one second are told apart by the ETag only.
+
+Since the ETag names the data version and the URL, it also names the body: each worker keeps the
+finished 200 responses of data GETs by ETag (`ResponseCache`, least recently used out first,
+`settings.response_cache_mb` MiB) and answers a repeated URL without a query. A new version
+empties the cache, so a cached body is exactly as fresh as its ETag: a load or a POST shows
+within VERSION_TTL_S, as above. Streamed responses (the export) are never kept.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import functools
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,14 +90,71 @@ class VersionCache:
 
 
 @dataclass(frozen=True)
+class _CachedResponse:
+    body: bytes
+    headers: list[tuple[str, str]]  # the view's own (Content-Type, Link...)
+
+
+class ResponseCache:
+    """Finished responses by ETag, within `max_bytes`, for one data version at a time."""
+
+    # No single response may take more than this share of the budget.
+    MAX_ENTRY_SHARE = 16
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, _CachedResponse] = OrderedDict()
+        self._bytes = 0
+        self._version: bytes | None = None
+        self._lock = threading.Lock()
+
+    def get(self, version: DataVersion, etag: str) -> _CachedResponse | None:
+        """The response kept for `etag`, if it was made from `version`."""
+        if version.tag != self._version:
+            return None
+        with self._lock:
+            entry = self._entries.get(etag)
+            if entry is not None:
+                self._entries.move_to_end(etag)
+        return entry
+
+    def get_stats(self) -> tuple[int, int]:
+        """(entries, bytes of their bodies)."""
+        return len(self._entries), self._bytes
+
+    def put(self, version: DataVersion, etag: str, response: Response) -> None:
+        """Keep a finished, buffered response (an older version's entries are dropped)."""
+        if response.is_streamed:
+            return
+        body = response.get_data()
+        if len(body) * self.MAX_ENTRY_SHARE > self.max_bytes:
+            return
+        entry = _CachedResponse(body, list(response.headers.items()))
+        with self._lock:
+            if version.tag != self._version:
+                self._entries.clear()
+                self._bytes, self._version = 0, version.tag
+            old = self._entries.pop(etag, None)
+            self._bytes += len(body) - (len(old.body) if old else 0)
+            self._entries[etag] = entry
+            while self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted.body)
+
+
+@dataclass(frozen=True)
 class _Caching:
     versions: VersionCache
     cache_control: str
+    responses: ResponseCache | None
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Keep a version cache per app; forget it after every successful write of this worker."""
-    state = _Caching(VersionCache(), f"public, max-age={settings.cache_max_age_s}")
+    responses = None
+    if settings.response_cache_mb:
+        responses = ResponseCache(settings.response_cache_mb * 1024 * 1024)
+    state = _Caching(VersionCache(), f"public, max-age={settings.cache_max_age_s}", responses)
     app.extensions["movies.caching"] = state
 
     @app.after_request
@@ -122,7 +186,7 @@ def _not_modified(etag: str, last_modified: datetime | None) -> bool:
 
 def conditional(view: Callable[..., Any]) -> Callable[..., Response]:
     """Decorate a data GET view: validators and Cache-Control on 200, 304 when the client's copy
-    is current (the view does not run)."""
+    is current; the view runs only if neither the client nor the response cache has the body."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
@@ -133,7 +197,7 @@ def conditional(view: Callable[..., Any]) -> Callable[..., Response]:
             # A 304 carries no Last-Modified (werkzeug drops it): RFC 9110 does not ask for it.
             response = current_app.response_class(status=304)
         else:
-            response = current_app.make_response(view(*args, **kwargs))
+            response = _cached_or_fresh(state, version, etag, view, args, kwargs)
             if response.status_code != 200:
                 return response
             if version.last_modified_header is not None:
@@ -143,3 +207,23 @@ def conditional(view: Callable[..., Any]) -> Callable[..., Response]:
         return response
 
     return wrapper
+
+
+def _cached_or_fresh(
+    state: _Caching,
+    version: DataVersion,
+    etag: str,
+    view: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Response:
+    """The kept response for `etag`, or the view's (kept for next time when it is a 200)."""
+    if state.responses is None:
+        return current_app.make_response(view(*args, **kwargs))
+    cached = state.responses.get(version, etag)
+    if cached is not None:
+        return current_app.response_class(cached.body, headers=cached.headers)
+    response = current_app.make_response(view(*args, **kwargs))
+    if response.status_code == 200:
+        state.responses.put(version, etag, response)
+    return response
