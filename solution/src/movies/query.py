@@ -9,20 +9,26 @@ Order and keyset pagination
     (the last row's key values and id) and the next page is "rows strictly after that point".
 
     Single-key sorts (the common case) are built so that the keyset predicate is an index
-    condition of the matching sort index from 01-schema.sql (`(key DESC NULLS LAST, id DESC)` and
-    friends). For a nullable key, descending, after (r, i):
+    condition of the matching sort index from 01-schema.sql. Each key has one index,
+    `(key ASC NULLS LAST, id ASC)`; read backward it gives `key DESC NULLS FIRST, id DESC`. So a
+    descending nullable key is always read as two branches, the non-NULL keys and then the NULL
+    ones, each ordered `key DESC NULLS FIRST` (within a branch the NULL placement of the key
+    changes nothing, and the order of the branches puts the NULLs last). After (r, i):
 
         (SELECT ... WHERE <filters> AND (rating, id) < (r, i)
-            ORDER BY rating DESC NULLS LAST, id DESC LIMIT n)
+            ORDER BY rating DESC NULLS FIRST, id DESC LIMIT n)
         UNION ALL
         (SELECT ... WHERE <filters> AND rating IS NULL
-            ORDER BY rating DESC NULLS LAST, id DESC LIMIT n)
+            ORDER BY rating DESC NULLS FIRST, id DESC LIMIT n)
         LIMIT n
 
     The row comparison excludes NULL keys, the second branch supplies them (they sort last), and
-    PostgreSQL's Append stops before the second branch once the first fills the page. After a NULL
-    key only the NULL branch remains: `rating IS NULL AND id < i`. So page 10,000 costs what page
-    1 costs. Ascending is symmetric; `title` is NOT NULL and needs one branch only.
+    PostgreSQL's Append stops before the second branch once the first fills the page. The first
+    page is the same with `rating IS NOT NULL` in place of the row comparison. After a NULL key
+    only the NULL branch remains: `rating IS NULL AND id < i`. So page 10,000 costs what page 1
+    costs. Ascending reads the index forward: NULLs come last by themselves, the first page is a
+    single SELECT and a cursor adds the same two branches. `title` is NOT NULL and needs one
+    branch only, in both directions.
 
     Multi-key sorts use the general lexicographic predicate (with NULL handling) plus a range
     condition on the first key, split into the same two branches. They are exact; their cost grows
@@ -305,15 +311,22 @@ def filter_conditions(query: MovieQuery) -> list[sa.ColumnElement[bool]]:
 
 
 def order_by(sort: Sequence[SortKey]) -> list[sa.ColumnElement[Any]]:
-    """ORDER BY clauses: each key NULLs last, then id in the first key's direction.
+    """ORDER BY clauses of one branch (see `keyset_branches`): each key NULLs last, then id in the
+    first key's direction; but a descending nullable first key NULLs first.
 
+    That first key is split into a non-NULL branch and a NULL branch, read in that order, so its
+    NULLs still come last; inside a branch its NULL placement changes nothing, and
+    `DESC NULLS FIRST` is the order of its index `(key ASC NULLS LAST, id ASC)` read backward.
     NOT NULL columns (title, id) keep PostgreSQL's default NULL placement so the clause matches
     the indexes exactly (an explicit NULLS LAST on `title DESC` would not match `(title, id)`).
     """
     clauses: list[sa.ColumnElement[Any]] = []
-    for key in sort:
+    for position, key in enumerate(sort):
         clause = key.column.desc() if key.descending else key.column.asc()
-        clauses.append(clause.nulls_last() if key.nullable else clause)
+        if key.nullable:
+            first_descending = position == 0 and key.descending
+            clause = clause.nulls_first() if first_descending else clause.nulls_last()
+        clauses.append(clause)
     clauses.append(movie.c.id.desc() if sort[0].descending else movie.c.id.asc())
     return clauses
 
@@ -349,10 +362,16 @@ def _lexicographic_after(sort: Sequence[SortKey], keyset: Keyset) -> sa.ColumnEl
     return sa.or_(*alternatives)
 
 
-def keyset_branches(sort: Sequence[SortKey], keyset: Keyset) -> list[sa.ColumnElement[bool]]:
-    """Conditions, one per UNION ALL branch in order, selecting the rows after `keyset`."""
-    first, value = sort[0], keyset.values[0]
+def keyset_branches(sort: Sequence[SortKey], keyset: Keyset | None) -> list[sa.ColumnElement[bool]]:
+    """Conditions, one per UNION ALL branch in order, selecting the rows after `keyset` (every
+    row without one). Each branch is ordered by `order_by(sort)`."""
+    first = sort[0]
     descending = first.descending
+    if keyset is None:
+        if first.nullable and descending:
+            return [first.column.is_not(None), first.column.is_(None)]
+        return [sa.true()]
+    value = keyset.values[0]
     if len(sort) == 1:
         if value is None:
             return [sa.and_(first.column.is_(None), _beyond(movie.c.id, keyset.id, descending))]
@@ -379,8 +398,6 @@ def _list_select(
     conditions: list, sort: Sequence[SortKey], after: Keyset | None, fetch: Any
 ) -> sa.Executable:
     ordering = order_by(sort)
-    if after is None:
-        return sa.select(*MOVIE_COLUMNS).where(*conditions).order_by(*ordering).limit(fetch)
     branches = [
         sa.select(*MOVIE_COLUMNS).where(*conditions, branch).order_by(*ordering).limit(fetch)
         for branch in keyset_branches(sort, after)
@@ -596,12 +613,14 @@ _MOVIE_BY_ID = (
 #     3  the folded title or original title IS the folded query
 #     2  it starts with the folded query
 #     1  any other match
-# Each class is one UNION ALL branch ordered by (votes DESC NULLS LAST, id DESC), the order of
-# movie_votes_desc_idx, with its own LIMIT: PostgreSQL stops after the branches that fill the
-# page. Classes 3 and 2 are found through B-tree indexes on the folds (equality and LIKE prefix,
-# both "C" collation); class 1 through the GIN index or, for very common words, by walking the
-# votes index and checking each movie, whichever the planner prices lower. A cursor holds
-# (class, votes) and the id; the next page reads the rest of its class and the lower classes.
+# Each class is two UNION ALL branches, the rated movies (votes not NULL) and then the others,
+# like any descending sort (`keyset_branches`): ordered by (votes DESC NULLS FIRST, id DESC), the
+# order of movie_votes_asc_idx read backward, each with its own LIMIT: PostgreSQL stops after the
+# branches that fill the page. Classes 3 and 2 are found through B-tree indexes on the folds
+# (equality and LIKE prefix, both "C" collation); class 1 through the GIN index or, for very
+# common words, by walking the votes index and checking each movie, whichever the planner prices
+# lower. A cursor holds (class, votes) and the id; the next page reads the rest of its class and
+# the lower classes.
 
 RELEVANCE = (SortKey("relevance", descending=True),)
 _BY_VOTES = (SortKey("votes", descending=True),)
@@ -649,11 +668,10 @@ def relevance_select(
     for match_class in MATCH_CLASSES:
         if after is not None and match_class > after.values[0]:
             continue
+        by_votes = None
         if after is not None and match_class == after.values[0]:
             by_votes = Keyset(after.values[1:], after.id)
-            rests: list[Any] = keyset_branches(_BY_VOTES, by_votes)
-        else:
-            rests = [sa.true()]
+        rests: list[Any] = keyset_branches(_BY_VOTES, by_votes)
         columns = (*MOVIE_COLUMNS, sa.literal_column(str(match_class)).label("match_class"))
         for rest in rests:
             where = [*conditions, classes[match_class], rest]

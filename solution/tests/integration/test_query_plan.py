@@ -19,14 +19,16 @@ from movies.db import create_engine
 ROWS = 100_000
 
 SEED_SQL = """
-INSERT INTO movie_imdb (id, source, title, year, rating, votes, runtime_minutes, genres, is_adult)
+INSERT INTO movie_imdb
+    (id, source, title, year, rating, votes, runtime_minutes, genres, is_adult, score)
 SELECT 'tt' || lpad(i::text, 8, '0'), 'imdb', 'Title ' || (i % 5000),
        CASE WHEN i % 7 = 0 THEN NULL ELSE 1900 + i % 120 END,
        CASE WHEN i % 4 = 0 THEN NULL ELSE ((i * 37) % 91 + 10) / 10.0 END,
        CASE WHEN i % 4 = 0 THEN NULL ELSE i % 10000 END,
        CASE WHEN i % 5 = 0 THEN NULL ELSE 60 + i % 120 END,
        CASE WHEN i % 3 = 0 THEN ARRAY['Action', 'Drama'] ELSE ARRAY['Comedy'] END,
-       i % 50 = 0
+       i % 50 = 0,
+       CASE WHEN i % 4 = 0 THEN NULL ELSE ((i * 37) % 91 + 10) / 10.0 - (i % 997) / 10000.0 END
 FROM generate_series(1, :rows) AS i
 """
 
@@ -71,8 +73,12 @@ def scanned_rows(plan: dict[str, Any]) -> int:
 
 
 def page_keyset(engine: sa.Engine, query: q.MovieQuery, offset: int) -> q.Keyset:
-    """The keyset of the row at `offset` in API order (OFFSET only here, to find a deep page)."""
-    statement = q.list_statement(query).limit(1).offset(offset)
+    """The keyset of the row at `offset` in API order (OFFSET only here, to find a deep page).
+
+    From the export statement: its branches have no LIMIT of their own, so OFFSET reaches past
+    the first page.
+    """
+    statement = q.export_statement(query).limit(1).offset(offset)
     with engine.connect() as conn:
         row = conn.execute(statement).one()
     return q.keyset_of_row(query.sort, row)
@@ -96,6 +102,79 @@ def test_deep_page_costs_what_the_first_page_costs(big_engine: sa.Engine, sort: 
     # Adult movies (1 in 50) are filtered out, so a page reads a few more rows than it returns.
     assert scanned_rows(first) <= 2 * 21
     assert scanned_rows(deep) <= 2 * 21
+
+
+def sort_nodes(plan: dict[str, Any]) -> list[str]:
+    return [n["Node Type"] for n in nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")]
+
+
+def index_scans(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [n for n in nodes(plan) if n["Node Type"] in ("Index Scan", "Index Only Scan")]
+
+
+@pytest.mark.parametrize("sort", ["-rating", "-year", "-votes", "-runtime", "-score"])
+def test_descending_first_page_reads_the_ascending_index_backward(
+    big_engine: sa.Engine, sort: str
+) -> None:
+    """No descending index: the non-NULL branch walks `(key ASC NULLS LAST, id ASC)` backward
+    and fills the page; the NULL branch never runs."""
+    query = q.MovieQuery(sort=q.parse_sort(sort), limit=20)
+    plan = explain(big_engine, q.list_statement(query))
+    assert not sort_nodes(plan)
+    append = plan["Plans"][0]
+    assert append["Node Type"] == "Append" and len(append["Plans"]) == 2
+    assert append["Plans"][1]["Actual Loops"] == 0, "the NULL branch never executed"
+    scans = index_scans(append["Plans"][0])
+    column = q.SORT_COLUMNS[sort[1:]].name
+    assert scans and all(
+        n["Scan Direction"] == "Backward" and n["Index Name"].startswith(f"movie_imdb_{column}")
+        for n in scans
+        if n["Relation Name"] == "movie_imdb"
+    ), scans
+    assert scanned_rows(plan) <= 2 * 21
+
+
+def test_descending_multi_key_first_page_reads_an_index(big_engine: sa.Engine) -> None:
+    """`-rating,title`: the rating index read backward, ties sorted incrementally (no full sort)."""
+    query = q.MovieQuery(sort=q.parse_sort("-rating,title"), limit=20)
+    plan = explain(big_engine, q.list_statement(query))
+    assert "Sort" not in sort_nodes(plan)
+    assert any(n["Scan Direction"] == "Backward" for n in index_scans(plan))
+    assert scanned_rows(plan) < ROWS // 10
+
+
+@pytest.mark.parametrize("sort", ["-rating", "rating", "-year", "-score", "title", "-title"])
+def test_export_reads_the_sort_index_without_sorting(big_engine: sa.Engine, sort: str) -> None:
+    """Every movie in API order, from a cursor as the export streams it: the rows with a key come
+    from the sort index in order, never from a sort of the whole set. (Descending, the NULL-key
+    rows follow in a second branch, ordered by id only; PostgreSQL may sort those.)"""
+    query = q.MovieQuery(sort=q.parse_sort(sort))
+    statement = q.export_statement(query)
+    compiled = statement.compile(dialect=big_engine.dialect)
+    with big_engine.begin() as conn:
+        plan = conn.exec_driver_sql(
+            f"EXPLAIN (FORMAT JSON) DECLARE export CURSOR FOR {compiled.string}", compiled.params
+        ).scalar_one()[0]["Plan"]
+        rows = conn.execute(statement).all()
+    keyed = plan
+    if query.sort[0].nullable and query.sort[0].descending:
+        assert plan["Node Type"] == "Append" and len(plan["Plans"]) == 2
+        keyed = plan["Plans"][0]
+    assert not sort_nodes(keyed)
+    column = q.SORT_COLUMNS[sort.lstrip("-")].name
+    direction = "Backward" if sort.startswith("-") else "Forward"
+    assert [
+        n["Scan Direction"]
+        for n in index_scans(keyed)
+        if n["Index Name"].startswith(f"movie_imdb_{column}")
+    ] == [direction]
+    key = q.SORT_VALUE_COLUMN[sort.lstrip("-")]
+    non_null = [r for r in rows if r[key] is not None]
+    assert rows[: len(non_null)] == non_null, "NULLs last"
+    descending = sort.startswith("-")
+    assert [(r[key], r[0]) for r in non_null] == sorted(
+        ((r[key], r[0]) for r in non_null), reverse=descending
+    )
 
 
 def test_null_branch_is_not_run_when_the_first_fills_the_page(big_engine: sa.Engine) -> None:
@@ -129,7 +208,7 @@ def test_multi_key_sort_is_exact_on_ties(big_engine: sa.Engine) -> None:
     """Walk a few pages of a 2-key sort in SQL and compare with ORDER BY ... OFFSET."""
     query = q.MovieQuery(sort=q.parse_sort("-rating,title"), limit=50)
     with big_engine.connect() as conn:
-        expected = conn.execute(q.list_statement(query).limit(400)).all()
+        expected = conn.execute(q.export_statement(query).limit(400)).all()
         got: list[Any] = []
         keyset = None
         while len(got) < 400:

@@ -59,3 +59,44 @@ def test_scripts_may_contain_percent_signs(
     with engine.connect() as conn:
         comment = conn.execute(sa.text("SELECT obj_description('genre'::regclass)")).scalar()
     assert comment == "names, 100 %"
+
+
+OLD_DESCENDING_INDEXES = {
+    "movie_year_desc_idx": "year DESC NULLS LAST, id DESC",
+    "movie_rating_desc_idx": "rating DESC NULLS LAST, id DESC",
+    "movie_votes_desc_idx": "votes DESC NULLS LAST, id DESC",
+    "movie_runtime_desc_idx": "runtime_minutes DESC NULLS LAST, id DESC",
+    "movie_score_desc_idx": "score DESC NULLS LAST, id DESC",
+}
+
+
+def test_upgrade_drops_the_descending_sort_indexes(engine: sa.Engine) -> None:
+    """A database made by an earlier schema loses its descending indexes, partitions included:
+    the ascending ones read backward serve those sorts, and a load rebuilds every index the live
+    partition has."""
+    from movies.schema import apply_schema
+
+    def descending_indexes(table: str) -> set[str]:
+        with engine.connect() as conn:
+            return set(
+                conn.execute(
+                    sa.text(
+                        "SELECT indexrelid::regclass::text FROM pg_index "
+                        "WHERE indrelid = CAST(:table AS regclass) "
+                        "AND pg_get_indexdef(indexrelid) LIKE '%DESC%'"
+                    ),
+                    {"table": table},
+                ).scalars()
+            )
+
+    with engine.begin() as conn:
+        for name, columns in OLD_DESCENDING_INDEXES.items():
+            conn.execute(sa.text(f"CREATE INDEX {name} ON movie ({columns})"))
+        conn.execute(sa.text("UPDATE schema_state SET digest = 'old'"))
+    assert descending_indexes("movie") == set(OLD_DESCENDING_INDEXES)
+    assert len(descending_indexes("movie_imdb")) == len(OLD_DESCENDING_INDEXES)
+
+    assert apply_schema(engine) is True
+    assert descending_indexes("movie") == set()
+    assert descending_indexes("movie_imdb") == set()
+    assert descending_indexes("movie_user") == set()

@@ -58,11 +58,25 @@ def test_fingerprint_depends_on_filters_and_sort_not_limit() -> None:
 
 
 def test_order_by_puts_nulls_last_and_id_in_first_direction() -> None:
-    text = sql(q.list_statement(q.MovieQuery(sort=q.parse_sort("-rating,title,year"))))
+    text = sql(q.list_statement(q.MovieQuery(sort=q.parse_sort("rating,-title,year"))))
+    assert "UNION" not in text
     assert (
-        "ORDER BY movie.rating DESC NULLS LAST, movie.title ASC, "
-        "movie.year ASC NULLS LAST, movie.id DESC" in text
+        "ORDER BY movie.rating ASC NULLS LAST, movie.title DESC, "
+        "movie.year ASC NULLS LAST, movie.id ASC" in text
     )
+    assert "OFFSET" not in text
+
+
+def test_descending_nullable_first_key_reads_non_nulls_then_nulls() -> None:
+    """The ascending index read backward puts NULLs first: two branches put them last."""
+    text = sql(q.list_statement(q.MovieQuery(sort=q.parse_sort("-rating,title,year"))))
+    order = (
+        "ORDER BY movie.rating DESC NULLS FIRST, movie.title ASC, "
+        "movie.year ASC NULLS LAST, movie.id DESC"
+    )
+    non_nulls, nulls = text.split("UNION ALL")
+    assert "movie.rating IS NOT NULL" in non_nulls and order in non_nulls
+    assert "movie.rating IS NULL" in nulls and order in nulls
     assert "OFFSET" not in text
 
 
