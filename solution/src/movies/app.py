@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, request
 
 from movies import observability
-from movies.api import caching, security, views
+from movies.api import caching, edge, security, views
 from movies.api.connection import close_connection, db, engine_options, engine_url
 from movies.api.docs import register_docs
 from movies.api.json_provider import OrjsonProvider
@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for init_extension in EXTENSIONS:
         init_extension(app, settings)
+    # WSGI layers, innermost first: 304s and kept responses before Flask, the client address
+    # fix around everything.
+    app.wsgi_app = edge.FastAnswers(app)  # type: ignore[method-assign]
+    security.trust_proxies(app, settings)
     return app
 
 

@@ -135,25 +135,35 @@ def _finish_request(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id
     if log.isEnabledFor(logging.INFO):
         started = getattr(context, "request_started", None)
-        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else 0.0
-        method, path, status = request.method, request.full_path.rstrip("?"), response.status_code
-        if not path.isprintable():
-            path = _CONTROL_CHARACTERS.sub(_escape, path)
-        log.info(
-            "%s %s %s %.2fms",
-            method,
-            path,
-            status,
-            duration_ms,
-            extra={
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": duration_ms,
-                "request_id": request_id,
-            },
+        log_access(
+            request.method,
+            request.full_path.rstrip("?"),
+            response.status_code,
+            started,
+            request_id,
         )
     return response
+
+
+def log_access(method: str, path: str, status: int, started: float | None, request_id: str) -> None:
+    """Log the access line of a request that began at `started` (time.perf_counter())."""
+    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else 0.0
+    if not path.isprintable():
+        path = _CONTROL_CHARACTERS.sub(_escape, path)
+    log.info(
+        "%s %s %s %.2fms",
+        method,
+        path,
+        status,
+        duration_ms,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "request_id": request_id,
+        },
+    )
 
 
 def _escape(match: re.Match[str]) -> str:

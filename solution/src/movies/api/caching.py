@@ -83,6 +83,13 @@ class VersionCache:
                 self._value, self._expires = value, time.monotonic() + self.ttl_s
         return value
 
+    def peek(self) -> DataVersion | None:
+        """The cached version if it is younger than `ttl_s`, else None (nothing is read)."""
+        value = self._value
+        if value is None or time.monotonic() >= self._expires:
+            return None
+        return value
+
     def expire(self) -> None:
         """Forget the version: the next request reads it again."""
         with self._lock:
@@ -164,12 +171,14 @@ def init_app(app: Flask, settings: Settings) -> None:
         return response
 
 
-def _etag(version: DataVersion) -> str:
+def etag_of(version: DataVersion, environ: dict[str, Any]) -> str:
+    """The ETag of the response to the request `environ` for data `version` (without W/"...")."""
     digest = hashlib.blake2b(version.tag, digest_size=12)
     digest.update(b"|")
-    digest.update(request.path.encode())
+    # The raw bytes of path and query (WSGI carries them as latin-1 strings).
+    digest.update(environ.get("PATH_INFO", "").encode("latin-1"))
     digest.update(b"?")
-    digest.update(request.query_string)
+    digest.update(environ.get("QUERY_STRING", "").encode("latin-1"))
     return base64.urlsafe_b64encode(digest.digest()).decode()
 
 
@@ -192,7 +201,7 @@ def conditional(view: Callable[..., Any]) -> Callable[..., Response]:
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         state: _Caching = current_app.extensions["movies.caching"]
         version = state.versions.get()
-        etag = _etag(version)
+        etag = etag_of(version, request.environ)
         if _not_modified(etag, version.last_modified):
             # A 304 carries no Last-Modified (werkzeug drops it): RFC 9110 does not ask for it.
             response = current_app.response_class(status=304)

@@ -1,6 +1,7 @@
 """The doors of the API: rate limits per client, the CORS policy, and security headers.
 
-`init_app(app, settings)` (one of create_app's EXTENSIONS) installs:
+`init_app(app, settings)` (one of create_app's EXTENSIONS) installs the following, and
+`trust_proxies` the client address fix:
 
 - **Rate limits**, counted per client address by `limits` (Flask-Limiter's engine):
   `settings.rate_limit_reads` for every GET and HEAD except /healthz and /readyz (unknown
@@ -55,6 +56,8 @@ READ_REQUEST_HEADERS = "If-None-Match, X-Request-ID"
 WRITE_REQUEST_HEADERS = "Authorization, Content-Type, If-None-Match, X-Request-ID"
 PREFLIGHT_MAX_AGE_S = "600"
 MEMORY_URI = "memory://"
+# Where a request refused by the rate limit before Flask carries its 429 into Flask.
+REFUSED_KEY = "movies.rate_limit_refused"
 
 
 class WorkerMemoryStorage(MemoryStorage):
@@ -98,9 +101,6 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     :raise ConfigError: if the rate-limit storage URI cannot be used.
     """
-    if settings.trusted_proxies:
-        hops = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     if settings.cors_origins:
         # Before the rate limits: a preflight is answered without counting.
         app.before_request(_answer_preflight(settings.cors_origins))
@@ -108,7 +108,19 @@ def init_app(app: Flask, settings: Settings) -> None:
         limits = app.extensions["movies.rate_limits"] = RateLimits(settings)
         app.before_request(limits.check)
     app.before_request(buffer_unsized_body)
-    app.after_request(_add_headers(settings.cors_origins))
+    doors = app.extensions["movies.door_headers"] = DoorHeaders(settings.cors_origins)
+    app.after_request(doors.add)
+
+
+def trust_proxies(app: Flask, settings: Settings) -> None:
+    """Take the client address from X-Forwarded-For if `settings.trusted_proxies` says so.
+
+    Installed last, around every other WSGI layer, so that each of them sees the client's
+    address.
+    """
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def buffer_unsized_body() -> None:
@@ -162,20 +174,30 @@ class RateLimits:
 
         :raise ProblemError: 429 with Retry-After if the budget of this window is used up.
         """
-        budget = self.by_method.get(request.method)
-        if budget is None or request.endpoint in UNLIMITED_ENDPOINTS:
+        refused = request.environ.pop(REFUSED_KEY, None)
+        if refused is not None:  # counted already, by the caching layer's fast answer
+            raise refused
+        if request.endpoint in UNLIMITED_ENDPOINTS:
             return
+        refused = self.count(request.method, request.remote_addr)
+        if refused is not None:
+            raise refused
+
+    def count(self, method: str, client: str | None) -> ProblemError | None:
+        """Count a request; the 429 to answer if it is over its client's budget, else None."""
+        budget = self.by_method.get(method)
+        if budget is None:
+            return None
         scope, items = budget
-        client = request.remote_addr or "unknown"
+        client = client or "unknown"
         try:
             for item in items:
                 if not self.counter.hit(item, "movies", scope, client):
-                    raise self._exceeded(item, scope, client)
-        except ProblemError:
-            raise
+                    return self._exceeded(item, scope, client)
         except Exception:
             # A rate-limit store that fails must not take the API down with it.
             log.exception("rate-limit storage failed; request served without counting")
+        return None
 
     def _exceeded(self, item: RateLimitItem, scope: str, client: str) -> ProblemError:
         reset_at, _ = self.counter.get_window_stats(item, "movies", scope, client)
@@ -223,24 +245,31 @@ def _answer_preflight(origins: tuple[str, ...]) -> Callable[[], Response | None]
     return answer_preflight
 
 
-def _add_headers(origins: tuple[str, ...]) -> Callable[[Response], Response]:
-    any_reader = "*" in origins
-    writers = frozenset(origins) - {"*"}
+class DoorHeaders:
+    """The headers every response gets: security headers, and CORS for the configured origins."""
 
-    def add_headers(response: Response) -> Response:
+    def __init__(self, origins: tuple[str, ...]) -> None:
+        self.any_reader = "*" in origins
+        self.writers = frozenset(origins) - {"*"}
+
+    def for_response(self, path: str, origin: str | None) -> list[tuple[str, str]]:
+        """The headers for a successful response to `path` from a page of `origin`."""
+        headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+        if not path.startswith(DOCS_PREFIX):
+            headers.append(("Content-Security-Policy", API_CSP))
+        if origin and (self.any_reader or origin in self.writers):
+            allowed = origin if origin in self.writers else "*"
+            headers.append(("Access-Control-Allow-Origin", allowed))
+            headers.append(("Access-Control-Expose-Headers", EXPOSED_HEADERS))
+        return headers
+
+    def add(self, response: Response) -> Response:
+        """after_request: set them on `response` (errors are not to be cached either)."""
         headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        if not request.path.startswith(DOCS_PREFIX):
-            headers["Content-Security-Policy"] = API_CSP
+        for name, value in self.for_response(request.path, request.environ.get("HTTP_ORIGIN")):
+            headers[name] = value
         if response.status_code >= 400 and "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
-        if writers:
+        if self.writers:
             response.vary.add("Origin")  # the allowed origin is echoed per request
-        origin = request.environ.get("HTTP_ORIGIN")
-        if origin and (any_reader or origin in writers):
-            headers["Access-Control-Allow-Origin"] = origin if origin in writers else "*"
-            headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         return response
-
-    return add_headers
