@@ -1,19 +1,42 @@
-"""API throughput and latency per query shape, against the framework's ceiling on this machine.
+"""API throughput and latency per query shape, with and without the response cache, against the
+framework's ceiling on this machine; and the discovery targets (search, facets, 304, export).
 
 Loads the synthetic data set (scale 1.0 by default, generated once and cached in .data/) into a
-dedicated embedded PostgreSQL (.data/bench-api/scale-<scale>/), serves the API with `movies serve`
-(gunicorn, `--config python:movies.gunicorn_conf`) on a free port of 127.0.0.1, and serves beside it
-a minimal Flask app (ceiling_app.py) that returns a fixed body of the same bytes as the default list
-response, under the same gunicorn config. wrk then measures each URL for `--duration` seconds,
-`--runs` times, in rounds (ceiling, every query; ...; ceiling again) so that both sides of the ratio
-see the same machine load. The table reports median requests/s and median p99 per URL, and the
-share of the ceiling as the median over rounds of each run against the two ceiling runs around it.
+dedicated embedded PostgreSQL (.data/bench-api/scale-<scale>/) and serves the API twice with
+`movies serve` (gunicorn, `--config python:movies.gunicorn_conf`), each on a free port of
+127.0.0.1: "cached" with the default settings (each worker keeps finished responses by ETag and
+answers a repeated URL without a query: what users of a popular URL get) and "uncached" with
+MOVIES_RESPONSE_CACHE_MB=0 (every request runs its query: what users with a novel query get).
+Beside them, a minimal Flask app (ceiling_app.py) returns a fixed body of the same bytes as the
+default list response, under the same gunicorn config.
+
+wrk measures each URL for `--duration` seconds, `--runs` times, in rounds (ceiling; every query
+shape on the cached then the uncached server; the discovery URLs; the round's export downloads;
+...; ceiling again) so that both sides of a ratio see the same machine load. The tables report
+median requests/s and median p99 per URL, and the share of the ceiling as the median over rounds
+of each run against the two ceiling runs around it. A query shape meets its target when it
+reaches 50 % of the ceiling's requests/s with p99 <= 20 ms.
+
+The discovery table (same rounds):
+- `q=` title search for a common, a middling and a rare word of the synthetic titles, on the
+  uncached server (their cost is the query): p99 <= 30 ms. The number of matches is read with
+  `count=exact` first; a word that lists no movie fails the run.
+- facets of the unfiltered list (`facets=genre,decade`), uncached server: p99 <= 100 ms.
+- 304s: GET /movies with `If-None-Match: <its ETag>` on the cached server: >= 90 % of the
+  ceiling's requests/s. A request first checks that the header gets a 304; wrk counts 3xx as
+  fine, so each run's bytes read per response must also stay within 1 % of the way from a 304's
+  size to a 200's, or the run fails.
+- the NDJSON export of every movie (`/movies/export?format=ndjson&include_adult=true`), on the
+  uncached server: not wrk but a streamed download (requests, iter_content), `--export-runs`
+  times spread over the rounds, median wall time <= 15 s. Its lines must equal the data set's
+  movies, or the run fails. Meanwhile the VmRSS of every worker of that server (the master's
+  children, from /proc) is sampled every 50 ms; the growth of a download is the largest, over
+  workers, of the peak during it minus the value just before: <= 50 MiB.
 
 wrk is a single client address, so the API's per-client read limit is raised out of reach
 (MOVIES_RATE_LIMIT_READS=1000000/minute unless set in the environment); the limiter still runs.
-
-A query meets its target when it reaches 50 % of the ceiling's requests/s with p99 <= 20 ms.
-Any non-2xx response or socket error fails the run: figures from failing requests mean nothing.
+Any response other than 2xx/3xx or any socket error fails the run: figures from failing
+requests mean nothing.
 
 The database server is stopped at the end if this run started it (`--keep-db` leaves it running,
 which makes the next run skip the start); the data stay on disk, so the next run skips the load.
@@ -41,8 +64,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import requests
@@ -61,14 +87,35 @@ from harness import (
     venv_command,
 )
 
+from movies.config import Settings
+
 log = logging.getLogger("bench")
+T = TypeVar("T")
 
 TARGET_SHARE = 0.5
 TARGET_P99_MS = 20.0
+SEARCH_P99_MS = 30.0
+FACETS_P99_MS = 100.0
+NOT_MODIFIED_SHARE = 0.9
+EXPORT_SECONDS = 15.0
+EXPORT_RSS_MIB = 50.0
 CEILING = "ceiling: fixed body, no database"
 BENCH_READ_LIMIT = "1000000/minute"
+CACHE_ENV = "MOVIES_RESPONSE_CACHE_MB"
+CACHED, UNCACHED = "cached", "uncached"
 ITEMS_KEY = "items"
 CURSOR_KEY = "next_cursor"
+TOTAL_KEY = "total"
+EXPORT_PATH = "/movies/export?format=ndjson&include_adult=true"
+FACETS_PATH = "/movies?facets=genre,decade"
+# Words of the synthetic titles (movies.synthetic), by how many of the ~700 k movies of scale 1.0
+# they match: "the" about 223 k, "mountain" (a noun of the title pool) about 11.8 k, "null" (the
+# fixed titles "null" and "NULL", present at every scale, and a few quirk rows) about 5.
+SEARCH_WORDS = (("common word", "the"), ("middling word", "mountain"), ("rare word", "null"))
+# A 304 run fails if its bytes per response lie more than this share of the way from a 304's size
+# to a 200's: some responses were not 304s.
+NOT_MODIFIED_SLACK = 0.01
+RSS_INTERVAL_S = 0.05
 
 WRK_MISSING = """\
 wrk (the HTTP benchmarking tool) is not installed. Install it with:
@@ -99,9 +146,60 @@ class WrkResult:
     requests: int
     non_2xx: int
     socket_errors: int
+    bytes_read: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """One wrk run per round: a URL with its request headers, its figures kept under `key`.
+
+    `max_response_bytes`, if set, bounds the mean bytes read per response (a 304 run: the bodies
+    of 200s would exceed it).
+    """
+
+    key: str
+    url: str
+    headers: tuple[str, ...] = ()
+    max_response_bytes: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+    """One discovery URL: on which server, what it answers, and its target (p99 or share)."""
+
+    label: str
+    server: str  # CACHED or UNCACHED
+    path: str
+    answer: str  # what it answers, for the table
+    headers: tuple[str, ...] = ()
+    max_p99_ms: float | None = None
+    min_share: float | None = None
+    max_response_bytes: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"discovery: {self.label}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """One streamed download of the export."""
+
+    seconds: float
+    body_bytes: int
+    lines: int
+    rss_growth_bytes: int
+    workers: int
+    rss_samples: int
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_UNIT_BYTES = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
+
+
+def shape_key(server: str, label: str) -> str:
+    """The results key of a query shape measured on the CACHED or UNCACHED server."""
+    return f"{server}: {label}"
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -111,7 +209,7 @@ def parse_wrk(output: str) -> WrkResult:
     """
     rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
-    total = re.search(r"^\s*(\d+) requests in ", output, re.M)
+    total = re.search(r"^\s*(\d+) requests in [^,]+, ([\d.]+)([KMGT]?B) read", output, re.M)
     if not (rate and p99 and total):
         raise BenchError(f"cannot read wrk's output:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
@@ -124,20 +222,23 @@ def parse_wrk(output: str) -> WrkResult:
         requests=int(total.group(1)),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
+        bytes_read=round(float(total.group(2)) * _UNIT_BYTES[total.group(3)]),
     )
 
 
 def run_wrk(
-    url: str, duration_s: int, connections: int, threads: int, *, warmup: bool = False
+    probe: Probe, duration_s: int, connections: int, threads: int, *, warmup: bool = False
 ) -> WrkResult:
-    """Run wrk against `url`; return its figures.
+    """Run wrk against the probe's URL with its headers; return its figures.
 
     A warm-up absorbs one-time costs (first requests of each worker, cold caches), so it may
     time out or complete nothing; only an error response fails it.
     :raise BenchError: if wrk fails, or any response was not 2xx/3xx, or (except in a warm-up)
-        any socket error occurred or no request completed.
+        any socket error occurred or no request completed, or the mean bytes per response
+        exceed `probe.max_response_bytes`.
     """
-    argv = wrk_argv(url, duration_s, connections, threads)
+    url = probe.url
+    argv = wrk_argv(url, duration_s, connections, threads, probe.headers)
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BenchError(f"wrk failed (exit {result.returncode}): {result.stderr or result.stdout}")
@@ -149,12 +250,23 @@ def run_wrk(
         )
     if figures.requests == 0 and not warmup:
         raise BenchError(f"{url}: wrk completed no request; wrk said:\n{result.stdout}")
+    limit = probe.max_response_bytes
+    if limit is not None and figures.requests and figures.bytes_read / figures.requests > limit:
+        raise BenchError(
+            f"{url} with {' '.join(probe.headers)}: {figures.bytes_read / figures.requests:,.0f} "
+            f"bytes per response, more than {limit:,.0f}: not every response was a 304; "
+            f"wrk said:\n{result.stdout}"
+        )
     return figures
 
 
-def wrk_argv(url: str, duration_s: int, connections: int, threads: int) -> list[str]:
+def wrk_argv(
+    url: str, duration_s: int, connections: int, threads: int, headers: tuple[str, ...] = ()
+) -> list[str]:
+    header_args = [arg for header in headers for arg in ("-H", header)]
     return [
-        "wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s", url,
+        "wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s",
+        *header_args, url,
     ]  # fmt: skip
 
 
@@ -183,8 +295,11 @@ def with_cursor(path: str, cursor: str) -> str:
     return f"{path}{separator}cursor={quote(cursor, safe='')}"
 
 
-def prepare_shapes(base_url: str, deep_pages: int) -> tuple[list[Shape], bytes]:
-    """The query URLs (cursors and id taken from live responses) and the default list body.
+def prepare_shapes(
+    base_url: str, deep_pages: int, other_urls: tuple[str, ...] = ()
+) -> tuple[list[Shape], bytes]:
+    """The query URLs (cursors and id taken from live responses of `base_url`, each checked on
+    `other_urls` too) and the default list body.
 
     A cursor URL whose walk reaches the last page first (a small --scale) is left unmeasured,
     with the reason in `Shape.skipped`.
@@ -236,8 +351,181 @@ def prepare_shapes(base_url: str, deep_pages: int) -> tuple[list[Shape], bytes]:
             continue
         document = fetch(path)
         rows = len(document[ITEMS_KEY]) if ITEMS_KEY in document else 1
+        for other in other_urls:
+            get_json(session, other + path)
         shapes.append(Shape(label, path, rows))
     return shapes, default_body
+
+
+def response_size(response: requests.Response) -> int:
+    """Bytes of `response` on the wire, near enough: status line, headers and body."""
+    head = len(f"HTTP/1.1 {response.status_code} {response.reason}\r\n") + 2
+    head += sum(len(name) + len(value) + 4 for name, value in response.headers.items())
+    return head + len(response.content)
+
+
+def prepare_discovery(cached_url: str, uncached_url: str) -> list[Discovery]:
+    """The discovery URLs, each checked once: search matches counted (`count=exact`) and at
+    least one item listed, facets present, the ETag of GET /movies read and its 304 confirmed.
+
+    :raise BenchError: if a response is not as expected, a search word matches no movie, or
+        `If-None-Match` with the ETag does not get a 304.
+    """
+    session = requests.Session()
+    cases = []
+    for kind, word in SEARCH_WORDS:
+        path = f"/movies?q={quote(word, safe='')}"
+        total = get_json(session, f"{uncached_url}{path}&count=exact&limit=1")[1].get(TOTAL_KEY)
+        items = get_json(session, uncached_url + path)[1].get(ITEMS_KEY)
+        if not items or not isinstance(total, int):
+            raise BenchError(f"q={word} ({kind}) lists no movie (total {total}): pick another")
+        cases.append(
+            Discovery(
+                f"`q={word}` ({kind})", UNCACHED, path, f"{total:,} movies match",
+                max_p99_ms=SEARCH_P99_MS,
+            )
+        )  # fmt: skip
+    if "facets" not in get_json(session, uncached_url + FACETS_PATH)[1]:
+        raise BenchError(f"GET {FACETS_PATH} answered no facets")
+    cases.append(
+        Discovery(
+            "`facets=genre,decade`, unfiltered", UNCACHED, FACETS_PATH, "counts of all movies",
+            max_p99_ms=FACETS_P99_MS,
+        )
+    )  # fmt: skip
+
+    url = cached_url + "/movies"
+    try:
+        full = session.get(url, timeout=30)
+        etag = full.headers.get("ETag")
+        check = session.get(url, headers={"If-None-Match": etag or ""}, timeout=30)
+    except requests.RequestException as exc:
+        raise BenchError(f"GET {url} failed: {exc}") from exc
+    if full.status_code != 200 or not etag:
+        raise BenchError(f"GET {url} answered {full.status_code} with ETag {etag!r}")
+    if check.status_code != 304:
+        raise BenchError(f"GET {url} with If-None-Match: {etag} answered {check.status_code}")
+    small, large = response_size(check), response_size(full)
+    cases.append(
+        Discovery(
+            "304: `GET /movies`, `If-None-Match: <its ETag>`", CACHED, "/movies",
+            f"304, {small} bytes (the 200: {large:,})", headers=(f"If-None-Match: {etag}",),
+            min_share=NOT_MODIFIED_SHARE,
+            max_response_bytes=small + NOT_MODIFIED_SLACK * (large - small),
+        )
+    )  # fmt: skip
+    return cases
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    """The gunicorn workers of `master_pid`: its child processes, from /proc."""
+    try:
+        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+    except FileNotFoundError:
+        pass  # a kernel without CONFIG_PROC_CHILDREN: look at every process's parent
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name, in parentheses, may hold spaces: the parent pid follows it.
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == master_pid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def rss_bytes(pid: int) -> int | None:
+    """VmRSS of process `pid`, or None if it has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class RssSampler:
+    """VmRSS of every worker of a gunicorn master, sampled on a thread every `interval_s`.
+
+    Used as a context manager around one download: the first sample is taken on entry (the
+    value just before), the last on exit.
+    """
+
+    def __init__(self, master_pid: int, interval_s: float = RSS_INTERVAL_S) -> None:
+        self.master_pid = master_pid
+        self.interval_s = interval_s
+        self.before: dict[int, int] = {}
+        self.peak: dict[int, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def sample(self) -> None:
+        for pid in worker_pids(self.master_pid):
+            value = rss_bytes(pid)
+            if value is None:
+                continue
+            # A worker born during the download (one restarted) starts from its first sample.
+            self.before.setdefault(pid, value)
+            self.peak[pid] = max(self.peak.get(pid, 0), value)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def growth(self) -> int:
+        """The largest growth of one worker: its peak minus its value before, in bytes."""
+        return max((self.peak[pid] - self.before[pid] for pid in self.peak), default=0)
+
+
+def download_export(server: Server, expected_lines: int) -> ExportResult:
+    """Download the NDJSON export of every movie from `server`, streamed, timed, with the RSS
+    growth of its workers meanwhile.
+
+    :raise BenchError: if the request fails, is not 200, or its lines are not `expected_lines`.
+    """
+    if server.process is None:
+        raise BenchError(f"{server.name} is not running")
+    url = server.base_url + EXPORT_PATH
+    lines = size = 0
+    last = b"\n"
+    with RssSampler(server.process.pid) as rss:
+        started = time.monotonic()
+        try:
+            with requests.get(url, stream=True, timeout=(10, 300)) as response:
+                if response.status_code != 200:
+                    raise BenchError(
+                        f"GET {url} answered {response.status_code}: {response.text[:500]}"
+                    )
+                for chunk in response.iter_content(chunk_size=1 << 20):
+                    if chunk:
+                        lines += chunk.count(b"\n")
+                        size += len(chunk)
+                        last = chunk[-1:]
+        except requests.RequestException as exc:
+            raise BenchError(f"GET {url} failed: {exc}") from exc
+        seconds = time.monotonic() - started
+    if last != b"\n":
+        lines += 1
+    if lines != expected_lines:
+        raise BenchError(
+            f"GET {url}: {lines:,} lines, but the data set has {expected_lines:,} movies"
+        )
+    return ExportResult(seconds, size, lines, rss.growth(), len(rss.peak), rss.samples)
 
 
 def machine_summary() -> list[str]:
@@ -293,64 +581,184 @@ def share_of_ceiling(runs: list[WrkResult], ceiling_runs: list[WrkResult]) -> fl
     return statistics.median(ratios)
 
 
+def _verdict(misses: list[str]) -> str:
+    return f"NO ({', '.join(misses)})" if misses else "yes"
+
+
+def shape_verdict(share: float, p99_ms: float) -> str:
+    """'yes', or 'NO (...)' naming the missed parts of a query shape's target."""
+    misses = []
+    if share < TARGET_SHARE:
+        misses.append(f"< {TARGET_SHARE:.0%}")
+    if p99_ms > TARGET_P99_MS:
+        misses.append(f"p99 > {TARGET_P99_MS:g} ms")
+    return _verdict(misses)
+
+
+def _medians(runs: list[WrkResult]) -> tuple[float, float]:
+    return (
+        statistics.median(r.requests_per_s for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+    )
+
+
 def render_table(shapes: list[Shape], results: dict[str, list[WrkResult]]) -> list[str]:
-    """Markdown table: median req/s, median p99, share of the ceiling, target met."""
+    """Markdown table, one row per query shape: median req/s, median p99 and share of the
+    ceiling on the cached and on the uncached server, and whether each met the target."""
     lines = [
-        "| query | rows | req/s | p99 ms | % of ceiling | target met |",
-        "|---|---:|---:|---:|---:|---|",
+        "| query | rows | cached req/s | p99 ms | % of ceiling "
+        "| uncached req/s | p99 ms | % of ceiling | target met (cached / uncached) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    ceiling = Shape(CEILING, "/movies", 20)
-    for shape in [ceiling, *shapes]:
+    rate, p99 = _medians(results[CEILING])
+    lines.append(f"| {CEILING} | | {rate:,.0f} | {p99:.1f} | 100% | | | | (reference) |")
+    for shape in shapes:
         if shape.skipped:
-            lines.append(f"| {shape.label} | | | | | not measured: {shape.skipped} |")
+            lines.append(f"| {shape.label} | | | | | | | | not measured: {shape.skipped} |")
             continue
-        runs = results[shape.label]
-        rate = statistics.median(r.requests_per_s for r in runs)
-        p99 = statistics.median(r.p99_ms for r in runs)
-        if shape is ceiling:
-            lines.append(f"| {shape.label} | | {rate:,.0f} | {p99:.1f} | 100% | (reference) |")
-            continue
-        share = share_of_ceiling(runs, results[CEILING])
-        misses = []
-        if share < TARGET_SHARE:
-            misses.append(f"< {TARGET_SHARE:.0%}")
-        if p99 > TARGET_P99_MS:
-            misses.append(f"p99 > {TARGET_P99_MS:g} ms")
-        met = f"NO ({', '.join(misses)})" if misses else "yes"
+        cells, verdicts = [], []
+        for server in (CACHED, UNCACHED):
+            runs = results[shape_key(server, shape.label)]
+            rate, p99 = _medians(runs)
+            share = share_of_ceiling(runs, results[CEILING])
+            cells.append(f"{rate:,.0f} | {p99:.1f} | {share:.0%}")
+            verdicts.append(shape_verdict(share, p99))
         lines.append(
-            f"| {shape.label} | {shape.rows} | {rate:,.0f} | {p99:.1f} | {share:.0%} | {met} |"
+            f"| {shape.label} | {shape.rows} | {' | '.join(cells)} | {' / '.join(verdicts)} |"
         )
     return lines
 
 
-def measure(
-    api: Server, ceiling: Server, shapes: list[Shape], args: argparse.Namespace
-) -> dict[str, list[WrkResult]]:
-    """Warm every URL up, then measure in rounds: ceiling, each query; finally the ceiling again."""
-    urls = {CEILING: ceiling.base_url + "/movies"}
-    urls.update({s.label: api.base_url + s.path for s in shapes if not s.skipped})
+def discovery_target(case: Discovery) -> str:
+    parts = []
+    if case.min_share is not None:
+        parts.append(f">= {case.min_share:.0%} of the ceiling's req/s")
+    if case.max_p99_ms is not None:
+        parts.append(f"p99 <= {case.max_p99_ms:g} ms")
+    return ", ".join(parts)
 
-    def measure_url(label: str, duration_s: int, warmup: bool = False) -> WrkResult:
+
+def render_discovery(
+    cases: list[Discovery], results: dict[str, list[WrkResult]], exports: list[ExportResult]
+) -> list[str]:
+    """Markdown table of the discovery targets: each wrk URL, then the export downloads."""
+    lines = [
+        "| case | server | answer | figures (median) | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        runs = results[case.key]
+        rate, p99 = _medians(runs)
+        share = share_of_ceiling(runs, results[CEILING])
+        misses = []
+        if case.min_share is not None and share < case.min_share:
+            misses.append(f"{share:.0%} < {case.min_share:.0%}")
+        if case.max_p99_ms is not None and p99 > case.max_p99_ms:
+            misses.append(f"p99 > {case.max_p99_ms:g} ms")
+        figures = f"{rate:,.0f} req/s ({share:.0%} of ceiling), p99 {p99:.1f} ms"
+        lines.append(
+            f"| {case.label} | {case.server} | {case.answer} | {figures} "
+            f"| {discovery_target(case)} | {_verdict(misses)} |"
+        )
+    if exports:
+        seconds = statistics.median(e.seconds for e in exports)
+        growth = max(e.rss_growth_bytes for e in exports) / 2**20
+        size = statistics.median(e.body_bytes for e in exports) / 2**20
+        misses = []
+        if seconds > EXPORT_SECONDS:
+            misses.append(f"> {EXPORT_SECONDS:g} s")
+        if growth > EXPORT_RSS_MIB:
+            misses.append(f"RSS growth > {EXPORT_RSS_MIB:g} MiB")
+        each = ", ".join(f"{e.seconds:.1f}" for e in exports)
+        figures = (
+            f"{seconds:.1f} s for {size:,.0f} MiB (runs: {each} s); worker RSS growth "
+            f"{growth:.1f} MiB (largest of {len(exports)})"
+        )
+        lines.append(
+            f"| export, NDJSON, every movie (streamed download) | {UNCACHED} "
+            f"| {exports[0].lines:,} lines | {figures} "
+            f"| <= {EXPORT_SECONDS:g} s, RSS growth <= {EXPORT_RSS_MIB:g} MiB "
+            f"| {_verdict(misses)} |"
+        )
+    return lines
+
+
+def exports_in_round(round_index: int, export_runs: int, rounds: int) -> int:
+    """How many export downloads round `round_index` makes: `export_runs` spread evenly."""
+    return export_runs // rounds + (1 if round_index < export_runs % rounds else 0)
+
+
+def measure(
+    servers: list[Server],
+    probes: list[Probe],
+    args: argparse.Namespace,
+    export: Callable[[], ExportResult],
+) -> tuple[dict[str, list[WrkResult]], list[ExportResult]]:
+    """Warm every URL up, then measure in rounds: the ceiling (the first probe), every other
+    probe, then this round's export downloads; finally the ceiling again."""
+
+    def checked(action: Callable[[], T]) -> T:
         try:
-            return run_wrk(urls[label], duration_s, args.connections, args.threads, warmup=warmup)
+            return action()
         except BenchError:
-            for server in (api, ceiling):
+            for server in servers:
                 server.raise_if_exited()
             raise
 
-    for label in urls:
-        log.info("warm-up %d s: %s", args.warmup, label)
-        measure_url(label, args.warmup, warmup=True)
-    results: dict[str, list[WrkResult]] = {label: [] for label in urls}
-    order = [(r, label) for r in range(args.runs) for label in urls] + [(args.runs - 1, CEILING)]
-    for round_index, label in order:
-        figures = measure_url(label, args.duration)
-        results[label].append(figures)
+    def measure_probe(probe: Probe, duration_s: int, warmup: bool = False) -> WrkResult:
+        return checked(
+            lambda: run_wrk(probe, duration_s, args.connections, args.threads, warmup=warmup)
+        )
+
+    for probe in probes:
+        log.info("warm-up %d s: %s", args.warmup, probe.key)
+        measure_probe(probe, args.warmup, warmup=True)
+    results: dict[str, list[WrkResult]] = {probe.key: [] for probe in probes}
+    exports: list[ExportResult] = []
+
+    def record(round_index: int, probe: Probe) -> None:
+        figures = measure_probe(probe, args.duration)
+        results[probe.key].append(figures)
         log.info(
-            "round %d/%d  %-48s %9.0f req/s  p99 %7.2f ms",
-            round_index + 1, args.runs, label, figures.requests_per_s, figures.p99_ms,
+            "round %d/%d  %-60s %9.0f req/s  p99 %7.2f ms",
+            round_index + 1, args.runs, probe.key, figures.requests_per_s, figures.p99_ms,
         )  # fmt: skip
-    return results
+
+    for round_index in range(args.runs):
+        for probe in probes:
+            record(round_index, probe)
+        for _ in range(exports_in_round(round_index, args.export_runs, args.runs)):
+            result = checked(export)
+            exports.append(result)
+            log.info(
+                "round %d/%d  export: %d lines, %.1f MiB in %.1f s; RSS growth %.1f MiB "
+                "(%d workers, %d samples)",
+                round_index + 1, args.runs, result.lines, result.body_bytes / 2**20,
+                result.seconds, result.rss_growth_bytes / 2**20, result.workers,
+                result.rss_samples,
+            )  # fmt: skip
+    record(args.runs - 1, probes[0])
+    return results, exports
+
+
+def start_api(name: str, env: dict[str, str], data_dir: Path) -> Server:
+    """Start `movies serve` on a free port with `env`; return the running server."""
+    port = free_port()
+    server = Server(
+        f"API ({name})",
+        [venv_command("movies"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        port, env, data_dir / "logs" / f"api-{name}-{os.getpid()}.log",
+    )  # fmt: skip
+    server.start()
+    return server
+
+
+def cache_setting(env: dict[str, str]) -> str:
+    """The response cache setting of a server's environment, for the report."""
+    value = env.get(CACHE_ENV)
+    if value is None:
+        return f"{CACHE_ENV} unset: {Settings.response_cache_mb} MiB per worker"
+    return f"{CACHE_ENV}={value}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -358,6 +766,7 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_summary()
     code = code_version()
     folder, manifest = ensure_synthetic_data(args.scale, args.seed)
+    movies = manifest.get("loadable_movies", manifest.get("movies"))
     data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = (data_dir / "bench-api.lock").open("w")
@@ -368,23 +777,25 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError(f"another bench-api run is using {data_dir}; wait for it") from None
     database = EmbeddedDatabase(data_dir)
     scratch = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    api = ceiling = None
+    servers: list[Server] = []
     try:
         url = database.start()
         env = server_env(url, data_dir)
         # wrk is one client address: under the per-client read limit it would measure 429s.
         # A limit out of reach keeps the limiter's own per-request work in the figures.
         env.setdefault("MOVIES_RATE_LIMIT_READS", BENCH_READ_LIMIT)
+        if env.get(CACHE_ENV, "").strip() == "0":
+            raise BenchError(f"{CACHE_ENV}=0 in the environment: the cached API would not cache")
         ensure_loaded(url, folder, manifest, env, reload=args.reload)
 
-        api_port = free_port()
-        api = Server(
-            "API",
-            [venv_command("movies"), "serve", "--host", "127.0.0.1", "--port", str(api_port)],
-            api_port, env, data_dir / "logs" / f"api-{os.getpid()}.log",
-        )  # fmt: skip
-        api.start()
-        shapes, default_body = prepare_shapes(api.base_url, args.deep_pages)
+        cached = start_api(CACHED, env, data_dir)
+        servers.append(cached)
+        uncached = start_api(UNCACHED, {**env, CACHE_ENV: "0"}, data_dir)
+        servers.append(uncached)
+        shapes, default_body = prepare_shapes(
+            cached.base_url, args.deep_pages, other_urls=(uncached.base_url,)
+        )
+        cases = prepare_discovery(cached.base_url, uncached.base_url)
 
         body_file = scratch / "body.json"
         body_file.write_bytes(default_body)
@@ -400,13 +811,28 @@ def run(args: argparse.Namespace) -> int:
             ],
             ceiling_port, env, data_dir / "logs" / f"ceiling-{os.getpid()}.log",
         )  # fmt: skip
+        servers.append(ceiling)
         ceiling.start()
 
-        results = measure(api, ceiling, shapes, args)
+        by_name = {CACHED: cached, UNCACHED: uncached}
+        probes = [Probe(CEILING, ceiling.base_url + "/movies")]
+        for shape in shapes:
+            if not shape.skipped:
+                probes += [
+                    Probe(shape_key(name, shape.label), server.base_url + shape.path)
+                    for name, server in by_name.items()
+                ]
+        probes += [
+            Probe(
+                case.key, by_name[case.server].base_url + case.path, case.headers,
+                case.max_response_bytes,
+            )
+            for case in cases
+        ]  # fmt: skip
+        results, exports = measure(servers, probes, args, lambda: download_export(uncached, movies))
     finally:
-        for server in (ceiling, api):
-            if server is not None:
-                server.stop()
+        for server in reversed(servers):
+            server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
         if not args.keep_db:
             database.stop()
@@ -419,11 +845,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(code)
     print(gunicorn_summary())
-    print(f"API: {' '.join(api.argv)}  (MOVIES_RATE_LIMIT_READS={env['MOVIES_RATE_LIMIT_READS']})")
+    for server in (cached, uncached):
+        print(
+            f"{server.name}: {' '.join(server.argv)}  (MOVIES_RATE_LIMIT_READS="
+            f"{server.env['MOVIES_RATE_LIMIT_READS']}, {cache_setting(server.env)})"
+        )
     print(f"ceiling: {' '.join(ceiling.argv)}")
     print(
-        f"data: synthetic scale {args.scale} seed {args.seed} "
-        f"({manifest.get('loadable_movies', manifest.get('movies')):,} movies); "
+        f"data: synthetic scale {args.scale} seed {args.seed} ({movies:,} movies); "
         f"default list body {len(default_body):,} bytes (the ceiling's body)"
     )
     print(
@@ -431,14 +860,29 @@ def run(args: argparse.Namespace) -> int:
         f"ceiling {args.runs + 1} runs interleaved; medians reported; % of ceiling = median "
         "over rounds of req/s / mean of the two ceiling runs around it"
     )
+    print(
+        f"export: GET {EXPORT_PATH} streamed with requests, {args.export_runs} downloads spread "
+        f"over the rounds; worker VmRSS sampled every {RSS_INTERVAL_S * 1000:.0f} ms"
+    )
+    print()
+    print("Query shapes, response cache on (cached) and off (uncached):")
     print()
     for line in render_table(shapes, results):
         print(line)
     print()
     print(f"target: >= {TARGET_SHARE:.0%} of the ceiling's req/s and p99 <= {TARGET_P99_MS:g} ms")
+    print()
+    print("Discovery (same rounds):")
+    print()
+    for line in render_discovery(cases, results, exports):
+        print(line)
+    print()
     print("URLs:")
     for shape in shapes:
         print(f"  {shape.label}: {shape.path or shape.skipped}")
+    for case in cases:
+        print(f"  {case.label}: {' '.join([*case.headers, case.path])}")
+    print(f"  export: {EXPORT_PATH}")
     if args.json:
         document = {
             "command": sys.argv,
@@ -446,12 +890,35 @@ def run(args: argparse.Namespace) -> int:
             "code": code,
             "gunicorn": gunicorn_summary(),
             "scale": args.scale,
+            "movies": movies,
             "wrk": wrk_template,
             "runs": args.runs,
+            "servers": {
+                name: {"argv": server.argv, "cache": cache_setting(server.env)}
+                for name, server in by_name.items()
+            },
             "shapes": [{"label": s.label, "path": s.path, "rows": s.rows} for s in shapes],
+            "discovery": [
+                {
+                    "label": c.label,
+                    "key": c.key,
+                    "server": c.server,
+                    "path": c.path,
+                    "headers": list(c.headers),
+                    "answer": c.answer,
+                    "target": discovery_target(c),
+                }
+                for c in cases
+            ],
             "results": {
                 label: [dataclasses.asdict(figures) for figures in runs]
                 for label, runs in results.items()
+            },
+            "export": {
+                "path": EXPORT_PATH,
+                "server": UNCACHED,
+                "target": f"<= {EXPORT_SECONDS:g} s, RSS growth <= {EXPORT_RSS_MIB:g} MiB",
+                "runs": [dataclasses.asdict(e) for e in exports],
             },
         }
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -477,6 +944,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pages to walk for the deep-page URL [default: 1000]",
     )  # fmt: skip
     parser.add_argument(
+        "--export-runs", type=int, default=3,
+        help="export downloads, spread over the rounds [default: 3]",
+    )  # fmt: skip
+    parser.add_argument(
         "--quick", action="store_true",
         help="smoke test: scale 0.05, 3 s, 1 run (explicit options still win)",
     )  # fmt: skip
@@ -498,7 +969,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    for name in ("duration", "runs", "warmup", "connections", "threads", "deep_pages"):
+    for name in (
+        "duration", "runs", "warmup", "connections", "threads", "deep_pages", "export_runs",
+    ):  # fmt: skip
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.scale <= 0:
