@@ -1,0 +1,124 @@
+"""bench/bench_api.py's pure parts: wrk's output and arguments, the tables, the export schedule,
+and the worker RSS sampler (on this test's own child process)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+WRK_OUTPUT = """\
+Running 3s test @ http://127.0.0.1:40000/movies
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.31ms    0.60ms  10.02ms   80.00%
+    Req/Sec     3.01k   200.00     3.50k    70.00%
+  Latency Distribution
+     50%    1.20ms
+     75%    1.50ms
+     90%    2.00ms
+     99%    3.76ms
+  17973 requests in 3.00s, 5.93MB read
+Requests/sec:   5991.00
+Transfer/sec:      1.98MB
+"""
+
+
+def _load_bench_api() -> ModuleType:
+    """bench/bench_api.py, imported by path (bench/ is scripts, not a package)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # bench_api imports its sibling harness
+    spec = importlib.util.spec_from_file_location("bench_api", BENCH / "bench_api.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench_api()
+
+
+def _wrk(rate: float, p99_ms: float) -> object:
+    return bench.WrkResult(rate, p99_ms, 1000, 0, 0, 300_000)
+
+
+def test_parse_wrk_reads_rate_p99_requests_and_bytes_read() -> None:
+    figures = bench.parse_wrk(WRK_OUTPUT)
+    assert figures.requests_per_s == 5991.0
+    assert figures.p99_ms == pytest.approx(3.76)
+    assert figures.requests == 17973
+    assert figures.bytes_read == round(5.93 * 2**20)
+    assert (figures.non_2xx, figures.socket_errors) == (0, 0)
+
+
+def test_parse_wrk_without_p99_raises() -> None:
+    with pytest.raises(bench.BenchError):
+        bench.parse_wrk(WRK_OUTPUT.replace("     99%    3.76ms\n", ""))
+
+
+def test_wrk_argv_passes_each_header_before_the_url() -> None:
+    argv = bench.wrk_argv("http://h/movies", 3, 8, 2, ('If-None-Match: W/"x"',))
+    assert argv[-3:] == ["-H", 'If-None-Match: W/"x"', "http://h/movies"]
+    assert "-H" not in bench.wrk_argv("http://h/movies", 3, 8, 2)
+
+
+@pytest.mark.parametrize(
+    ("export_runs", "rounds", "expected"),
+    [(3, 3, [1, 1, 1]), (3, 1, [3]), (3, 5, [1, 1, 1, 0, 0]), (4, 3, [2, 1, 1])],
+)
+def test_exports_in_round_spreads_the_downloads(
+    export_runs: int, rounds: int, expected: list[int]
+) -> None:
+    spread = [bench.exports_in_round(r, export_runs, rounds) for r in range(rounds)]
+    assert spread == expected
+
+
+def test_render_table_shows_cached_and_uncached_with_their_verdicts() -> None:
+    shapes = [bench.Shape("list", "/movies", 20), bench.Shape("deep", "", 0, skipped="few pages")]
+    results = {
+        bench.CEILING: [_wrk(4000, 5.0), _wrk(4000, 5.0)],
+        bench.shape_key(bench.CACHED, "list"): [_wrk(3000, 10.0)],
+        bench.shape_key(bench.UNCACHED, "list"): [_wrk(1000, 25.0)],
+    }
+    lines = bench.render_table(shapes, results)
+    assert "| list | 20 | 3,000 | 10.0 | 75% | 1,000 | 25.0 | 25% |" in lines[3]
+    assert lines[3].endswith("| yes / NO (< 50%, p99 > 20 ms) |")
+    assert "not measured: few pages" in lines[4]
+
+
+def test_render_discovery_checks_each_target_and_the_export() -> None:
+    search = bench.Discovery("q=the", bench.UNCACHED, "/movies?q=the", "5 movies match", (), 30.0)
+    not_modified = bench.Discovery("304", bench.CACHED, "/movies", "304", min_share=0.9)
+    results = {
+        bench.CEILING: [_wrk(4000, 5.0), _wrk(4000, 5.0)],
+        search.key: [_wrk(800, 31.0)],
+        not_modified.key: [_wrk(3800, 2.0)],
+    }
+    export = bench.ExportResult(16.0, 250 * 2**20, 700_000, 10 * 2**20, 4, 320)
+    lines = bench.render_discovery([search, not_modified], results, [export])
+    assert lines[2].endswith("| p99 <= 30 ms | NO (p99 > 30 ms) |")
+    assert lines[3].endswith("| yes |")
+    assert "700,000 lines" in lines[4]
+    assert lines[4].endswith("| NO (> 15 s) |")
+
+
+def test_rss_sampler_sees_the_children_of_a_process() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in bench.worker_pids(os.getpid())
+        with bench.RssSampler(os.getpid(), interval_s=0.01) as rss:
+            pass
+        assert child.pid in rss.before
+        assert rss.growth() >= 0
+        assert rss.samples >= 2
+    finally:
+        child.kill()
+        child.wait()
