@@ -164,6 +164,53 @@ def test_copy_csv_keeps_empty_strings_distinct_from_null_and_quotes_quotes() -> 
     assert text.splitlines() == ['"","1"', ',"2"', '"""",', '"x""y","4"', '"back\\slash","5"']
 
 
+def test_movie_csv_in_slices_is_the_csv_of_the_whole_table() -> None:
+    from movies.loader.pipeline import parse_files
+    from movies.loader.transform import mean_rating, movie_csv_chunks
+
+    report = LoadReport(source=str(NASTY))
+    files = SourceFiles(
+        local_file(NASTY, "title.basics.tsv"), local_file(NASTY, "title.ratings.tsv")
+    )
+    joined = parse_files(files, report)
+    mean = mean_rating(joined)
+    whole = b"".join(csv_chunks(to_movie_rows(joined, mean)))
+    assert whole and b"".join(movie_csv_chunks(joined, mean, rows=4)) == whole
+
+
+def test_copy_reader_prefetches_chunks_in_order_and_raises_their_errors() -> None:
+    from movies.loader.write import _ChunkReader
+
+    with _ChunkReader(iter([b"abc", b"", b"defg"])) as reader:
+        assert [reader.read(2), reader.read(5), reader.read(2), reader.read(9)] == [
+            b"ab",
+            b"c",
+            b"de",
+            b"fg",
+        ]
+        assert reader.read() == b""
+
+    def failing():
+        yield b"ok"
+        raise ValueError("bad slice")
+
+    with _ChunkReader(failing()) as reader:
+        assert reader.read() == b"ok"
+        with pytest.raises(ValueError, match="bad slice"):
+            reader.read()
+
+
+def test_copy_reader_stops_its_thread_when_the_copy_fails() -> None:
+    """Leaving the reader (a COPY that failed after the first chunk) ends the producer, which
+    would otherwise wait forever for room in the queue."""
+    from movies.loader.write import _ChunkReader
+
+    with _ChunkReader(b"x" for _ in range(1_000_000)) as reader:
+        assert reader.read() == b"x"
+        thread = reader._thread
+    assert not thread.is_alive()
+
+
 def test_genres_become_quoted_array_literals() -> None:
     rows, _ = parse(NASTY)
     by_id = {row["id"]: row for row in rows}

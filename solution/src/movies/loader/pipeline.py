@@ -29,9 +29,9 @@ from movies.loader.transform import (
     genre_names,
     join_ratings,
     mean_rating,
+    movie_csv_chunks,
     select_movies,
     select_ratings,
-    to_movie_rows,
 )
 from movies.schema import apply_schema
 
@@ -90,9 +90,12 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
         with _phase(report, "copy"):
             write.create_staging(cur)
             report.mean_rating = mean_rating(movies)
-            write.copy_movies(cur, csv_chunks(to_movie_rows(movies, report.mean_rating)))
             genre_ids = write.ensure_genres(cur, genre_names(movies))
-            links = genre_links(movies, genre_ids)
+            # The links are computed on a second thread while the movies are sent.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="links") as pool:
+                links_future = pool.submit(genre_links, movies, genre_ids)
+                write.copy_movies(cur, movie_csv_chunks(movies, report.mean_rating))
+                links = links_future.result()
             del movies
             report.genre_links = links.num_rows
             write.copy_genre_links(cur, csv_chunks(links))

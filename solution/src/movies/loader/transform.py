@@ -246,6 +246,19 @@ def to_movie_rows(joined: pa.Table, mean: float | None = None) -> pa.Table:
     )
 
 
+def movie_csv_chunks(
+    joined: pa.Table, mean: float | None = None, rows: int = COPY_ROWS
+) -> Iterator[bytes]:
+    """`to_movie_rows` as COPY CSV, `rows` movies at a time.
+
+    Each slice is converted when its turn comes, so the conversion (the search folds, the
+    scores) can overlap the database's work on the previous slice, and never holds a second copy
+    of the whole table.
+    """
+    for start in range(0, joined.num_rows, rows):
+        yield from csv_chunks(to_movie_rows(joined.slice(start, rows), mean), rows)
+
+
 def genre_names(movies: pa.Table) -> list[str]:
     """Every distinct genre name used by `movies` (raw "A,B" lists), sorted."""
     names = pc.list_flatten(_flat(pc.split_pattern(movies["genres"], ",")))

@@ -13,9 +13,11 @@ and a CHECK (source = 'imdb') on the staging table spares it the validation scan
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 LOAD_LOCK = 7_365_002  # advisory lock id: one load at a time (schema.SCHEMA_LOCK is 7_365_001)
 SWAP_LOCK_TIMEOUT = "2s"
 SWAP_ATTEMPTS = 5
+PREFETCH_CHUNKS = 2  # COPY chunks produced ahead of the one being sent
 INDEX_DEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .+)$", re.DOTALL)
 
 
@@ -122,18 +125,63 @@ def create_staging(cur) -> None:
 
 
 class _ChunkReader:
-    """A read()-able file over an iterator of byte chunks, for copy_expert."""
+    """A read()-able file over an iterator of byte chunks, for copy_expert.
+
+    A background thread draws the chunks (up to PREFETCH_CHUNKS ahead, so memory stays flat)
+    while the connection sends the previous ones: producing them (Arrow compute and CSV writing,
+    which release the GIL) overlaps the server's COPY. Use it as a context manager: leaving it
+    stops the thread, also when the COPY failed half-way. An exception raised by the iterator is
+    raised again by read().
+    """
+
+    _END = object()
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
+        self._chunks = chunks
+        self._queue: queue.Queue = queue.Queue(maxsize=PREFETCH_CHUNKS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="copy-chunks", daemon=True)
         self._pending = b""
+        self._done = False
+
+    def __enter__(self) -> _ChunkReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _produce(self) -> None:
+        try:
+            for chunk in self._chunks:
+                if not self._put(chunk):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the reading thread, raised there
+            self._put(exc)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read(self, size: int = -1) -> bytes:
         while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
+            if self._done:
                 return b""
-            self._pending = chunk
+            item = self._queue.get()
+            if item is self._END:
+                self._done = True
+                return b""
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._pending = item
         if size is None or size < 0 or size >= len(self._pending):
             data, self._pending = self._pending, b""
             return data
@@ -145,11 +193,10 @@ def copy_movies(cur, csv_chunks: Iterable[bytes]) -> None:
     """COPY the movie rows (CSV in `MOVIE_COLUMNS` order) into the staging table."""
     columns = ", ".join(MOVIE_COLUMNS)
     started = time.perf_counter()
-    cur.copy_expert(
-        f"COPY {MOVIES.staging} ({columns}) FROM STDIN WITH (FORMAT csv)",
-        _ChunkReader(csv_chunks),
-        size=1 << 20,
-    )
+    with _ChunkReader(csv_chunks) as reader:
+        cur.copy_expert(
+            f"COPY {MOVIES.staging} ({columns}) FROM STDIN WITH (FORMAT csv)", reader, size=1 << 20
+        )
     log.debug("%.2f s: COPY %s", time.perf_counter() - started, MOVIES.staging)
 
 
@@ -170,11 +217,12 @@ def ensure_genres(cur, names: list[str]) -> dict[str, int]:
 def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
     """COPY the (movie_id, source, genre_id) rows, as CSV, into the staging link table."""
     started = time.perf_counter()
-    cur.copy_expert(
-        f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id) FROM STDIN WITH (FORMAT csv)",
-        _ChunkReader(csv_chunks),
-        size=1 << 20,
-    )
+    with _ChunkReader(csv_chunks) as reader:
+        cur.copy_expert(
+            f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id) FROM STDIN WITH (FORMAT csv)",
+            reader,
+            size=1 << 20,
+        )
     log.debug("%.2f s: COPY %s", time.perf_counter() - started, GENRE_LINKS.staging)
 
 
