@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from movies.loader.transform import (
 from movies.schema import apply_schema
 
 log = logging.getLogger(__name__)
+
+SELECT_AHEAD = 4  # parsed batches waiting for select_movies on the second thread
 
 
 def run_load(
@@ -167,7 +170,7 @@ def _read_movies(path: Path, report: LoadReport, *, progress: bool) -> pa.Table:
     basics_reader = TsvReader(
         path, BASICS_COLUMNS, include=BASICS_USED, keep=("titleType", "movie")
     )
-    batches = basics_reader.batches()
+    batches = basics_reader.parsed_batches()
     bar = None
     if progress:
         from tqdm import tqdm
@@ -175,8 +178,7 @@ def _read_movies(path: Path, report: LoadReport, *, progress: bool) -> pa.Table:
         bar = tqdm(unit=" rows", unit_scale=True, desc=path.name, leave=False)
     try:
         movies = _concat(
-            (select_movies(batch, report) for batch in _counted(batches, basics_reader, bar)),
-            MOVIE_FIELDS,
+            _selected(_counted(batches, basics_reader, bar), basics_reader, report), MOVIE_FIELDS
         )
     finally:
         if bar is not None:
@@ -184,6 +186,29 @@ def _read_movies(path: Path, report: LoadReport, *, progress: bool) -> pa.Table:
     report.rows_read = basics_reader.rows_read
     report.skip("basics: wrong number of fields", basics_reader.bad_rows)
     return drop_duplicates(movies, "basics: duplicate tconst", report)
+
+
+def _selected(
+    batches: Iterator[pa.RecordBatch], reader: TsvReader, report: LoadReport
+) -> Iterator[pa.Table]:
+    """The valid movies of each parsed batch (`reader.kept`, then `select_movies`), worked out on
+    a second thread while this one parses the next batch.
+
+    Arrow's parser and compute functions release the GIL, so the two overlap. At most
+    SELECT_AHEAD batches wait, so memory stays flat; the results keep the file's order.
+    """
+
+    def select(batch: pa.RecordBatch) -> pa.Table:
+        return select_movies(reader.kept(batch), report)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="select") as pool:
+        pending: deque[Future] = deque()
+        for batch in batches:
+            pending.append(pool.submit(select, batch))
+            while len(pending) > SELECT_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _counted(batches: Iterator[pa.RecordBatch], reader: TsvReader, bar) -> Iterator:

@@ -77,6 +77,16 @@ class TsvReader:
         :raise FormatError: if the file is empty, not gzip though named .gz, truncated, not UTF-8,
             or its header is not IMDb's.
         """
+        for batch in self.parsed_batches():
+            yield self.kept(batch)
+
+    def parsed_batches(self) -> Iterator[pa.RecordBatch]:
+        """Yield the parsed batches as they come, every field still bytes; `kept` finishes each.
+
+        Parsing is the serial part; a caller may run `kept` (and its own work) on another thread.
+
+        :raise FormatError: as `batches`, except for UTF-8 (which `kept` checks).
+        """
         stream = open_stream(self.path)
         try:
             check_header(self.path, stream.readline(MAX_HEADER_BYTES), self.columns)
@@ -101,14 +111,9 @@ class TsvReader:
                     quoted_strings_can_be_null=False,
                 ),
             )
-            schema = pa.schema([(name, pa.string()) for name in self.include])
             for batch in reader:
                 self.rows_read += batch.num_rows
-                if self.keep is not None:
-                    column, value = self.keep
-                    wanted = pc.equal(batch.column(column), pa.scalar(value.encode(), pa.binary()))
-                    batch = batch.filter(wanted, null_selection_behavior="drop")
-                yield _decoded(self.path, batch, schema)
+                yield batch
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
                 return  # header only: no rows
@@ -117,6 +122,18 @@ class TsvReader:
             raise FormatError(f"{self.path}: cannot read: {exc}") from exc
         finally:
             stream.close()
+
+    def kept(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The rows of a parsed batch that `keep` selects, decoded to UTF-8 strings.
+
+        :raise FormatError: naming the file and the first value that is not UTF-8.
+        """
+        if self.keep is not None:
+            column, value = self.keep
+            wanted = pc.equal(batch.column(column), pa.scalar(value.encode(), pa.binary()))
+            batch = batch.filter(wanted, null_selection_behavior="drop")
+        schema = pa.schema([(name, pa.string()) for name in self.include])
+        return _decoded(self.path, batch, schema)
 
     def _skip_row(self, row: pcsv.InvalidRow) -> str:
         self.bad_rows += 1
@@ -139,7 +156,8 @@ def _decoded(path: Path, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordB
     """
     try:
         return batch.cast(schema)
-    except pa.ArrowInvalid:
+    except pa.ArrowInvalid as exc:
+        error = exc
         for name in batch.schema.names:
             for value in batch.column(name).to_pylist():
                 try:
@@ -148,7 +166,7 @@ def _decoded(path: Path, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordB
                     raise FormatError(
                         f"{path}: {name} is not valid UTF-8: {value[:120]!r} ({exc.reason})"
                     ) from None
-        raise
+        raise FormatError(f"{path}: cannot parse: {error}") from error
 
 
 def open_stream(path: Path) -> BinaryIO:
