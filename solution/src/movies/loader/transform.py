@@ -278,8 +278,10 @@ def genre_links(movies: pa.Table, genre_ids: dict[str, int]) -> pa.Table:
     ids = pc.take(numbers, pc.index_in(names, value_set=vocabulary))
     if ids.null_count:
         raise ValueError("a genre name has no id")
-    # One sortable key per pair: unique() drops repeats and orders the links by movie row.
-    keys = np.unique(rows * 65_536 + ids.to_numpy())
+    # One sortable key per pair: sorting orders the links by movie row, and a key equal to the
+    # one before it is a repeat. (np.unique does the same 60 times slower: NumPy 2.4 hashes.)
+    keys = np.sort(rows * 65_536 + ids.to_numpy())
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
     return pa.table(
         {
             "movie_id": pc.take(movies["tconst"], pa.array(keys // 65_536)),
