@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from urllib.parse import quote, urlencode
 
 import pytest
+import reliability_hostile as hostile
 import sqlalchemy as sa
 import yaml
 from flask import Flask
@@ -35,22 +32,8 @@ from movies.config import Settings
 
 TOKEN = "hostile-test-token"
 PROBLEM_JSON = "application/problem+json"
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def _load_hostile_module() -> ModuleType:
-    """bench/reliability_hostile.py, imported by path (bench/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "reliability_hostile", BENCH / "reliability_hostile.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-hostile = _load_hostile_module()
 HostileRequest = hostile.HostileRequest
 
 ABSURD_NUMBERS = (

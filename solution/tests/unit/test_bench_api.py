@@ -3,16 +3,12 @@ and the worker RSS sampler (on this test's own child process)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
-from types import ModuleType
 
+import bench_api as bench
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 WRK_OUTPUT = """\
 Running 3s test @ http://127.0.0.1:40000/movies
@@ -29,21 +25,6 @@ Running 3s test @ http://127.0.0.1:40000/movies
 Requests/sec:   5991.00
 Transfer/sec:      1.98MB
 """
-
-
-def _load_bench_api() -> ModuleType:
-    """bench/bench_api.py, imported by path (bench/ is scripts, not a package)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # bench_api imports its sibling harness
-    spec = importlib.util.spec_from_file_location("bench_api", BENCH / "bench_api.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench_api()
 
 
 def _wrk(rate: float, p99_ms: float) -> object:
