@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from limits import parse_many
-
 DEFAULT_SOURCE = "https://datasets.imdbws.com/"
 DEFAULT_SECRET_KEY = "movies-development-key-set-MOVIES_SECRET_KEY"
 
@@ -54,6 +52,10 @@ def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
         return default
     if raw.lower() == "off":
         return ""
+    # Imported here: `limits` takes 0.09 s to import, which every CLI command (a load too) would
+    # pay for a setting only the API uses.
+    from limits import parse_many
+
     try:
         parse_many(raw)
     except ValueError:
