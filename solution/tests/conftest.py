@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from movies.db import create_engine
-from movies.embedded import start_embedded
+from movies.embedded import start_embedded, stop_embedded
 from movies.schema import apply_schema
 
 REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imdb-real"
@@ -49,8 +49,11 @@ def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     # would cut this server off from its own files.
     folder = Path(tempfile.mkdtemp(prefix="movies-test-pg-"))
     try:
-        yield start_embedded(folder / "pgdata", stop_on_exit=True)
+        yield start_embedded(folder / "pgdata")
     finally:
+        # Stopped before its folder goes: a server whose data directory is gone can no longer be
+        # stopped by pg_ctl, and would outlive the run.
+        stop_embedded(folder / "pgdata")
         shutil.rmtree(folder, ignore_errors=True)
 
 

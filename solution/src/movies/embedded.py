@@ -18,7 +18,7 @@ class EmbeddedDatabaseError(RuntimeError):
     """The embedded PostgreSQL could not be started."""
 
 
-def start_embedded(pgdata: Path, *, stop_on_exit: bool = False) -> str:
+def start_embedded(pgdata: Path) -> str:
     """Start (or reuse) the embedded server whose files live in `pgdata`; return its URL.
 
     :raise EmbeddedDatabaseError: if pgserver is missing or the server does not start.
@@ -37,7 +37,9 @@ def start_embedded(pgdata: Path, *, stop_on_exit: bool = False) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
+            # The server outlives this process: the next command reuses it; `movies stop-db`
+            # (or the test session's teardown) stops it.
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:
         raise EmbeddedDatabaseError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
