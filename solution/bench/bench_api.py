@@ -68,7 +68,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -761,13 +761,39 @@ def cache_setting(env: dict[str, str]) -> str:
     return f"{CACHE_ENV}={value}"
 
 
+@dataclasses.dataclass
+class Measured:
+    """What one benchmark run set up and measured: everything the report and the JSON need."""
+
+    machine: list[str]
+    code: str
+    movies: int
+    apis: dict[str, Server]  # CACHED and UNCACHED
+    ceiling: Server
+    shapes: list[Shape]
+    default_body: bytes
+    cases: list[Discovery]
+    results: dict[str, list[WrkResult]]
+    exports: list[ExportResult]
+
+
 def run(args: argparse.Namespace) -> int:
     """Set up, measure, print; always stop what was started. Return the exit status."""
-    machine = machine_summary()
-    code = code_version()
-    folder, manifest = ensure_synthetic_data(args.scale, args.seed)
-    movies = manifest.get("loadable_movies", manifest.get("movies"))
-    data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
+    measured = set_up_and_measure(args)
+    print()
+    for line in report_lines(measured, args):
+        print(line)
+    if args.json:
+        document = json_document(measured, args)
+        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold the bench database's lock (kept while the returned file stays open).
+
+    :raise BenchError: if another run holds it.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = (data_dir / "bench-api.lock").open("w")
     try:
@@ -775,6 +801,17 @@ def run(args: argparse.Namespace) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise BenchError(f"another bench-api run is using {data_dir}; wait for it") from None
+    return lock
+
+
+def set_up_and_measure(args: argparse.Namespace) -> Measured:
+    """Load the data if needed, start both APIs and the ceiling app, measure, stop them all."""
+    machine = machine_summary()
+    code = code_version()
+    folder, manifest = ensure_synthetic_data(args.scale, args.seed)
+    movies = manifest.get("loadable_movies", manifest.get("movies"))
+    data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
+    lock = lock_data_dir(data_dir)
     database = EmbeddedDatabase(data_dir)
     scratch = Path(tempfile.mkdtemp(prefix="bench-api-"))
     servers: list[Server] = []
@@ -792,43 +829,14 @@ def run(args: argparse.Namespace) -> int:
         servers.append(cached)
         uncached = start_api(UNCACHED, {**env, CACHE_ENV: "0"}, data_dir)
         servers.append(uncached)
+        apis = {CACHED: cached, UNCACHED: uncached}
         shapes, default_body = prepare_shapes(
             cached.base_url, args.deep_pages, other_urls=(uncached.base_url,)
         )
         cases = prepare_discovery(cached.base_url, uncached.base_url)
-
-        body_file = scratch / "body.json"
-        body_file.write_bytes(default_body)
-        ceiling_port = free_port()
-        ceiling = Server(
-            "ceiling app",
-            [
-                venv_command("gunicorn"), "--bind", f"127.0.0.1:{ceiling_port}",
-                "--config", GUNICORN_CONFIG, "--pythonpath", str(BENCH_DIR),
-                # Its own control socket: the default path is shared with the API's gunicorn.
-                "--control-socket", str(scratch / "gunicorn.ctl"),
-                f"ceiling_app:create_app({str(body_file)!r})",
-            ],
-            ceiling_port, env, data_dir / "logs" / f"ceiling-{os.getpid()}.log",
-        )  # fmt: skip
+        ceiling = start_ceiling(default_body, scratch, env, data_dir)
         servers.append(ceiling)
-        ceiling.start()
-
-        by_name = {CACHED: cached, UNCACHED: uncached}
-        probes = [Probe(CEILING, ceiling.base_url + "/movies")]
-        for shape in shapes:
-            if not shape.skipped:
-                probes += [
-                    Probe(shape_key(name, shape.label), server.base_url + shape.path)
-                    for name, server in by_name.items()
-                ]
-        probes += [
-            Probe(
-                case.key, by_name[case.server].base_url + case.path, case.headers,
-                case.max_response_bytes,
-            )
-            for case in cases
-        ]  # fmt: skip
+        probes = make_probes(ceiling, apis, shapes, cases)
         results, exports = measure(servers, probes, args, lambda: download_export(uncached, movies))
     finally:
         for server in reversed(servers):
@@ -836,93 +844,135 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
         if not args.keep_db:
             database.stop()
+        lock.close()
+    return Measured(
+        machine, code, movies, apis, ceiling, shapes, default_body, cases, results, exports
+    )
 
+
+def start_ceiling(body: bytes, scratch: Path, env: dict[str, str], data_dir: Path) -> Server:
+    """The minimal Flask app serving `body`, under the API's gunicorn config, started."""
+    body_file = scratch / "body.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    ceiling = Server(
+        "ceiling app",
+        [
+            venv_command("gunicorn"), "--bind", f"127.0.0.1:{port}",
+            "--config", GUNICORN_CONFIG, "--pythonpath", str(BENCH_DIR),
+            # Its own control socket: the default path is shared with the API's gunicorn.
+            "--control-socket", str(scratch / "gunicorn.ctl"),
+            f"ceiling_app:create_app({str(body_file)!r})",
+        ],
+        port, env, data_dir / "logs" / f"ceiling-{os.getpid()}.log",
+    )  # fmt: skip
+    ceiling.start()
+    return ceiling
+
+
+def make_probes(
+    ceiling: Server, apis: dict[str, Server], shapes: list[Shape], cases: list[Discovery]
+) -> list[Probe]:
+    """Every URL to measure: the ceiling, each shape on each API, each discovery case."""
+    probes = [Probe(CEILING, ceiling.base_url + "/movies")]
+    for shape in shapes:
+        if not shape.skipped:
+            probes += [
+                Probe(shape_key(name, shape.label), server.base_url + shape.path)
+                for name, server in apis.items()
+            ]
+    probes += [
+        Probe(
+            case.key, apis[case.server].base_url + case.path, case.headers,
+            case.max_response_bytes,
+        )
+        for case in cases
+    ]  # fmt: skip
+    return probes
+
+
+def report_lines(measured: Measured, args: argparse.Namespace) -> list[str]:
+    """The printed report: what ran where, both tables, the URLs."""
     wrk_template = " ".join(wrk_argv("URL", args.duration, args.connections, args.threads))
-    print()
-    print(f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
-    for line in machine:
-        print(line)
-    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(code)
-    print(gunicorn_summary())
-    for server in (cached, uncached):
-        print(
+    lines = [
+        f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}",
+        *measured.machine,
+        f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        measured.code,
+        gunicorn_summary(),
+    ]
+    for server in measured.apis.values():
+        lines.append(
             f"{server.name}: {' '.join(server.argv)}  (MOVIES_RATE_LIMIT_READS="
             f"{server.env['MOVIES_RATE_LIMIT_READS']}, {cache_setting(server.env)})"
         )
-    print(f"ceiling: {' '.join(ceiling.argv)}")
-    print(
-        f"data: synthetic scale {args.scale} seed {args.seed} ({movies:,} movies); "
-        f"default list body {len(default_body):,} bytes (the ceiling's body)"
-    )
-    print(
+    lines += [
+        f"ceiling: {' '.join(measured.ceiling.argv)}",
+        f"data: synthetic scale {args.scale} seed {args.seed} ({measured.movies:,} movies); "
+        f"default list body {len(measured.default_body):,} bytes (the ceiling's body)",
         f"wrk: {wrk_template}; warm-up {args.warmup} s per URL; {args.runs} runs per URL, "
         f"ceiling {args.runs + 1} runs interleaved; medians reported; % of ceiling = median "
-        "over rounds of req/s / mean of the two ceiling runs around it"
-    )
-    print(
+        "over rounds of req/s / mean of the two ceiling runs around it",
         f"export: GET {EXPORT_PATH} streamed with requests, {args.export_runs} downloads spread "
-        f"over the rounds; worker VmRSS sampled every {RSS_INTERVAL_S * 1000:.0f} ms"
-    )
-    print()
-    print("Query shapes, response cache on (cached) and off (uncached):")
-    print()
-    for line in render_table(shapes, results):
-        print(line)
-    print()
-    print(f"target: >= {TARGET_SHARE:.0%} of the ceiling's req/s and p99 <= {TARGET_P99_MS:g} ms")
-    print()
-    print("Discovery (same rounds):")
-    print()
-    for line in render_discovery(cases, results, exports):
-        print(line)
-    print()
-    print("URLs:")
-    for shape in shapes:
-        print(f"  {shape.label}: {shape.path or shape.skipped}")
-    for case in cases:
-        print(f"  {case.label}: {' '.join([*case.headers, case.path])}")
-    print(f"  export: {EXPORT_PATH}")
-    if args.json:
-        document = {
-            "command": sys.argv,
-            "machine": machine,
-            "code": code,
-            "gunicorn": gunicorn_summary(),
-            "scale": args.scale,
-            "movies": movies,
-            "wrk": wrk_template,
-            "runs": args.runs,
-            "servers": {
-                name: {"argv": server.argv, "cache": cache_setting(server.env)}
-                for name, server in by_name.items()
-            },
-            "shapes": [{"label": s.label, "path": s.path, "rows": s.rows} for s in shapes],
-            "discovery": [
-                {
-                    "label": c.label,
-                    "key": c.key,
-                    "server": c.server,
-                    "path": c.path,
-                    "headers": list(c.headers),
-                    "answer": c.answer,
-                    "target": discovery_target(c),
-                }
-                for c in cases
-            ],
-            "results": {
-                label: [dataclasses.asdict(figures) for figures in runs]
-                for label, runs in results.items()
-            },
-            "export": {
-                "path": EXPORT_PATH,
-                "server": UNCACHED,
-                "target": f"<= {EXPORT_SECONDS:g} s, RSS growth <= {EXPORT_RSS_MIB:g} MiB",
-                "runs": [dataclasses.asdict(e) for e in exports],
-            },
-        }
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return 0
+        f"over the rounds; worker VmRSS sampled every {RSS_INTERVAL_S * 1000:.0f} ms",
+        "",
+        "Query shapes, response cache on (cached) and off (uncached):",
+        "",
+        *render_table(measured.shapes, measured.results),
+        "",
+        f"target: >= {TARGET_SHARE:.0%} of the ceiling's req/s and p99 <= {TARGET_P99_MS:g} ms",
+        "",
+        "Discovery (same rounds):",
+        "",
+        *render_discovery(measured.cases, measured.results, measured.exports),
+        "",
+        "URLs:",
+    ]
+    lines += [f"  {shape.label}: {shape.path or shape.skipped}" for shape in measured.shapes]
+    lines += [f"  {c.label}: {' '.join([*c.headers, c.path])}" for c in measured.cases]
+    lines.append(f"  export: {EXPORT_PATH}")
+    return lines
+
+
+def json_document(measured: Measured, args: argparse.Namespace) -> dict:
+    """Every run's figures, for --json."""
+    return {
+        "command": sys.argv,
+        "machine": measured.machine,
+        "code": measured.code,
+        "gunicorn": gunicorn_summary(),
+        "scale": args.scale,
+        "movies": measured.movies,
+        "wrk": " ".join(wrk_argv("URL", args.duration, args.connections, args.threads)),
+        "runs": args.runs,
+        "servers": {
+            name: {"argv": server.argv, "cache": cache_setting(server.env)}
+            for name, server in measured.apis.items()
+        },
+        "shapes": [{"label": s.label, "path": s.path, "rows": s.rows} for s in measured.shapes],
+        "discovery": [
+            {
+                "label": c.label,
+                "key": c.key,
+                "server": c.server,
+                "path": c.path,
+                "headers": list(c.headers),
+                "answer": c.answer,
+                "target": discovery_target(c),
+            }
+            for c in measured.cases
+        ],
+        "results": {
+            label: [dataclasses.asdict(figures) for figures in runs]
+            for label, runs in measured.results.items()
+        },
+        "export": {
+            "path": EXPORT_PATH,
+            "server": UNCACHED,
+            "target": f"<= {EXPORT_SECONDS:g} s, RSS growth <= {EXPORT_RSS_MIB:g} MiB",
+            "runs": [dataclasses.asdict(e) for e in measured.exports],
+        },
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
