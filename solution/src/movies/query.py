@@ -413,17 +413,7 @@ def list_statement(query: MovieQuery, after: Keyset | None = None) -> sa.Executa
     The extra row tells the caller whether there is a next page. With `sort=relevance` each row
     has one more column, its match class (see `relevance_select`).
     """
-    if query.sort == RELEVANCE:
-        assert query.search is not None, "sort=relevance needs a search"
-        return relevance_select(
-            filter_conditions(dataclasses.replace(query, search=None)),
-            query.search.tsquery,
-            query.search.text,
-            query.search.prefix_pattern,
-            after,
-            query.limit + 1,
-        )
-    return _list_select(filter_conditions(query), query.sort, after, query.limit + 1)
+    return _ordered_select(query, after, query.limit + 1)
 
 
 def export_statement(query: MovieQuery) -> sa.Executable:
@@ -432,6 +422,11 @@ def export_statement(query: MovieQuery) -> sa.Executable:
     The one statement without a LIMIT: GET /movies/export streams it from a server-side cursor.
     With `sort=relevance` each row has the match class last, as in `list_statement`.
     """
+    return _ordered_select(query, None, None)
+
+
+def _ordered_select(query: MovieQuery, after: Keyset | None, fetch: int | None) -> sa.Executable:
+    """The movies matching the filters in the query's order, after `after`, at most `fetch`."""
     if query.sort == RELEVANCE:
         assert query.search is not None, "sort=relevance needs a search"
         return relevance_select(
@@ -439,10 +434,10 @@ def export_statement(query: MovieQuery) -> sa.Executable:
             query.search.tsquery,
             query.search.text,
             query.search.prefix_pattern,
-            None,
-            None,
+            after,
+            fetch,
         )
-    return _list_select(filter_conditions(query), query.sort, None, None)
+    return _list_select(filter_conditions(query), query.sort, after, fetch)
 
 
 def list_sql(query: MovieQuery, after: Keyset | None = None) -> tuple[str, dict[str, Any]]:
