@@ -45,6 +45,7 @@ from movies.config import Settings
 
 VERSION_TTL_S = 1.0
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
+_ETAG_KEY = "movies.etag"  # (version tag, ETag) of this request, in its WSGI environ
 
 
 @dataclass(frozen=True)
@@ -172,14 +173,23 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 def etag_of(version: DataVersion, environ: dict[str, Any]) -> str:
-    """The ETag of the response to the request `environ` for data `version` (without W/"...")."""
+    """The ETag of the response to the request `environ` for data `version` (without W/"...").
+
+    Kept in `environ` for that version: a request the edge layer passes on to Flask reaches
+    `conditional` with the ETag already worked out.
+    """
+    known = environ.get(_ETAG_KEY)
+    if known is not None and known[0] == version.tag:
+        return known[1]
     digest = hashlib.blake2b(version.tag, digest_size=12)
     digest.update(b"|")
     # The raw bytes of path and query (WSGI carries them as latin-1 strings).
     digest.update(environ.get("PATH_INFO", "").encode("latin-1"))
     digest.update(b"?")
     digest.update(environ.get("QUERY_STRING", "").encode("latin-1"))
-    return base64.urlsafe_b64encode(digest.digest()).decode()
+    etag = base64.urlsafe_b64encode(digest.digest()).decode()
+    environ[_ETAG_KEY] = (version.tag, etag)
+    return etag
 
 
 def _not_modified(etag: str, last_modified: datetime | None) -> bool:

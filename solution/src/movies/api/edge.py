@@ -19,12 +19,11 @@ from typing import Any
 from flask import Flask
 
 from movies.api.caching import DataVersion, etag_of
-from movies.api.security import REFUSED_KEY
+from movies.api.security import READ_METHODS, REFUSED_KEY
 from movies.observability import ACCESS_LOGGER, REQUEST_ID_HEADER, log_access, request_id_from
 
 # The paths of the data GETs (the views decorated with `conditional`).
 DATA_PREFIXES = ("/movies", "/genres", "/dataset")
-_READS = frozenset({"GET", "HEAD"})
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
@@ -68,7 +67,7 @@ class FastAnswers:
 
     def _answer(self, environ: dict[str, Any]) -> Answer | None:
         """The 304 or the kept 200 for this request, or None if Flask must answer."""
-        if environ["REQUEST_METHOD"] not in _READS:
+        if environ["REQUEST_METHOD"] not in READ_METHODS:
             return None
         if not environ.get("PATH_INFO", "").startswith(DATA_PREFIXES):
             return None
