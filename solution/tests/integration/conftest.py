@@ -309,6 +309,21 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture
+def make_seeded_app(seeded_database: tuple[str, list[dict]]) -> Iterator[Callable[..., Flask]]:
+    """`make_seeded_app(**settings)`: a new app of its own (empty caches, its own pool) on the
+    seeded database, the other settings at their defaults; closed at the end of the test."""
+    apps: list[Flask] = []
+
+    def make(**settings: Any) -> Flask:
+        apps.append(create_app(Settings(database_url=seeded_database[0], **settings)))
+        return apps[-1]
+
+    yield make
+    for application in apps:
+        close_app(application)
+
+
 @pytest.fixture(scope="session")
 def write_app(make_database: Callable[[], str]) -> Iterator[Flask]:
     """The API on its own database (not the seeded one), with two write tokens."""

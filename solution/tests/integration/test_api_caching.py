@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -15,8 +16,6 @@ from flask.testing import FlaskClient
 from movies import repository
 from movies.api.caching import VERSION_TTL_S, DataVersion, ResponseCache
 from movies.api.connection import db
-from movies.app import create_app
-from movies.config import Settings
 
 DATA_PATHS = [
     "/movies",
@@ -154,14 +153,9 @@ def test_a_load_changes_the_etags_within_the_version_ttl(
     assert abs(loaded - datetime.now(UTC)) < timedelta(minutes=1)
 
 
-def test_max_age_comes_from_the_settings(seeded_database: tuple[str, list[dict]]) -> None:
-    app = create_app(Settings(database_url=seeded_database[0], cache_max_age_s=0))
-    try:
-        response = app.test_client().get("/genres")
-        assert response.headers["Cache-Control"] == "public, max-age=0"
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+def test_max_age_comes_from_the_settings(make_seeded_app: Callable[..., Flask]) -> None:
+    response = make_seeded_app(cache_max_age_s=0).test_client().get("/genres")
+    assert response.headers["Cache-Control"] == "public, max-age=0"
 
 
 def count_list_queries(monkeypatch: pytest.MonkeyPatch) -> list[None]:
@@ -221,18 +215,13 @@ def test_a_post_empties_the_cache_of_its_worker(write_client: FlaskClient) -> No
 
 
 def test_no_cache_when_its_size_is_zero(
-    seeded_database: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+    make_seeded_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = create_app(Settings(database_url=seeded_database[0], response_cache_mb=0))
-    try:
-        queries = count_list_queries(monkeypatch)
-        client = app.test_client()
-        for _ in range(2):
-            assert client.get("/movies?limit=2").status_code == 200
-        assert len(queries) == 2
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    client = make_seeded_app(response_cache_mb=0).test_client()
+    queries = count_list_queries(monkeypatch)
+    for _ in range(2):
+        assert client.get("/movies?limit=2").status_code == 200
+    assert len(queries) == 2
 
 
 def version(tag: bytes) -> DataVersion:

@@ -4,16 +4,14 @@ logged, and given the request id like every other response."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 
-from movies.api.connection import db
 from movies.api.edge import FastAnswers
-from movies.app import create_app
-from movies.config import Settings
 from movies.observability import ACCESS_LOGGER
 
 PATH = "/movies?sort=-rating&limit=2&include_adult=true"
@@ -22,19 +20,9 @@ PER_RESPONSE = {"X-Request-ID", "Date"}
 
 
 @pytest.fixture
-def edge_app(seeded_database: tuple[str, list[dict]]) -> Iterator[Callable[..., Flask]]:
-    """`edge_app(**settings)`: an app of its own, so its caches start empty."""
-    apps: list[Flask] = []
-
-    def make(**overrides) -> Flask:
-        settings = {"database_url": seeded_database[0], "rate_limit_reads": "", **overrides}
-        apps.append(create_app(Settings(**settings)))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
+def edge_app(make_seeded_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """`edge_app(**settings)`: an app of its own (its caches start empty), no rate limits."""
+    return functools.partial(make_seeded_app, rate_limit_reads="")
 
 
 def count_flask_answers(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -4,11 +4,12 @@ response, and the request body cap (with and without Content-Length)."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import limits.storage.memory
 import pytest
@@ -18,7 +19,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from movies.api import auth, security
-from movies.api.connection import db
 from movies.api.docs import load_spec_text
 from movies.app import MAX_BODY_BYTES, create_app
 from movies.config import ConfigError, Settings
@@ -39,26 +39,10 @@ def problem(response, status: int) -> dict:
 
 
 @pytest.fixture
-def make_app(seeded_database: tuple[str, list[dict]]) -> Iterator[Callable[..., Flask]]:
+def make_app(make_seeded_app: Callable[..., Flask]) -> Callable[..., Flask]:
     """`make_app(**settings)`: an app on the seeded database (writes enabled, so POSTs reach
     validation; the tests send only invalid bodies and never change the data)."""
-    apps: list[Flask] = []
-
-    def make(**overrides) -> Flask:
-        settings = {
-            "database_url": seeded_database[0],
-            "secret_key": "security-test-key",
-            "api_tokens": TOKENS,
-            **overrides,
-        }
-        application = create_app(Settings(**settings))
-        apps.append(application)
-        return application
-
-    yield make
-    for application in apps:
-        with application.app_context():
-            db.engine.dispose()
+    return functools.partial(make_seeded_app, secret_key="security-test-key", api_tokens=TOKENS)
 
 
 def client_at(app: Flask, address: str) -> FlaskClient:
