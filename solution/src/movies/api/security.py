@@ -175,7 +175,7 @@ class RateLimits:
         :raise ProblemError: 429 with Retry-After if the budget of this window is used up.
         """
         refused = request.environ.pop(REFUSED_KEY, None)
-        if refused is not None:  # counted already, by the caching layer's fast answer
+        if refused is not None:  # counted already, by the edge layer (api/edge.py)
             raise refused
         if request.endpoint in UNLIMITED_ENDPOINTS:
             return
