@@ -33,6 +33,18 @@ Order and keyset pagination
     Multi-key sorts use the general lexicographic predicate (with NULL handling) plus a range
     condition on the first key, split into the same two branches. They are exact; their cost grows
     with the number of rows tied on the first key, which is acceptable for a secondary access path.
+
+Genre and year
+    A genre filter with a year filter ("Comedy and Romance of the 1990s rated 7 or more") can
+    match few movies while each condition alone matches tens of thousands: PostgreSQL then builds
+    and intersects three large bitmaps (GIN genres, year, rating), 10-15 ms a page. The link table
+    repeats each movie's year and rating, and its index (genre_id, year, rating, movie_id) holds
+    the movies of one genre in a span of years. `genre_year_gate` reads the links of the rarest
+    requested genre in the requested years (index only), keeps those passing the rating filters,
+    and when both sets are small (at most GENRE_YEAR_LINKS and GENRE_YEAR_CANDIDATES) fetches the
+    page by id among the candidates, every filter still applied to the movie rows. Otherwise the
+    usual plan runs. Both are branches of one statement behind the same one-time condition, so
+    exactly one of them reads rows; the condition counts at most GENRE_YEAR_LINKS + 1 links.
 """
 
 from __future__ import annotations
@@ -53,7 +65,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import util as sql_util
 
 from movies.search import Search
-from movies.tables import movie
+from movies.tables import genre, movie, movie_genre
 
 DIALECT = postgresql.psycopg2.dialect()
 
@@ -390,17 +402,90 @@ def keyset_branches(sort: Sequence[SortKey], keyset: Keyset | None) -> list[sa.C
     return branches
 
 
+GENRE_YEAR_LINKS = 10_000  # links the gate reads at most (index only: about a millisecond)
+GENRE_YEAR_CANDIDATES = 2_000  # movies fetched by id at most (a few milliseconds)
+
+
+@dataclass(frozen=True)
+class GenreYearGate:
+    """The two ways to a genre-and-year page: `taken` fetches the page by id among the candidate
+    links (when few), `skipped` is the usual plan (otherwise). Exactly one of them holds."""
+
+    taken: sa.ColumnElement[bool]
+    skipped: sa.ColumnElement[bool]
+
+
+def genre_year_gate(genres: Any, ranges: Sequence[tuple[str, Any]]) -> GenreYearGate | None:
+    """The gate for a query with genres (all of them) and a year filter; None for other queries.
+
+    `genres` is a list of names or a bound parameter; `ranges` as in MovieQuery.ranges, values or
+    bound parameters.
+    """
+    years = [
+        (FILTERS[name], value) for name, value in ranges if FILTERS[name].column is movie.c.year
+    ]
+    if genres is None or not years:
+        return None
+    ratings = [
+        (FILTERS[name], value) for name, value in ranges if FILTERS[name].column is movie.c.rating
+    ]
+    names = (
+        genres if isinstance(genres, sa.BindParameter) else sa.literal(genres, movie.c.genres.type)
+    )
+    rarest = (
+        sa.select(genre.c.id)
+        .where(genre.c.name == sa.any_(names))
+        .order_by(genre.c.imdb_movies, genre.c.id)
+        .limit(_sql_int(1))
+        .scalar_subquery()
+    )
+    in_years = [movie_genre.c.genre_id == rarest, *(f.op(movie_genre.c.year, v) for f, v in years)]
+    rated = [f.op(movie_genre.c.rating, v) for f, v in ratings]
+    # Each count stops one row past its bound. With a rating filter the span is bounded first,
+    # so that counting the rated links never reads a long span of years (a one-time filter
+    # evaluates its conditions in order).
+    few = _count_upto([*in_years, *rated], GENRE_YEAR_CANDIDATES) <= _sql_int(GENRE_YEAR_CANDIDATES)
+    if rated:
+        few = sa.and_(_count_upto(in_years, GENRE_YEAR_LINKS) <= _sql_int(GENRE_YEAR_LINKS), few)
+    # Decided once per statement, however many branches ask.
+    decision = sa.select(few.label("few")).cte("genre_year_gate")
+    few_links = sa.select(decision.c.few).scalar_subquery()
+    ids = sa.select(sa.func.array_agg(movie_genre.c.movie_id)).where(*in_years, *rated)
+    # In coalesce the subquery is an array value (`= ANY (SELECT ...)` would compare with its rows).
+    ids_array = sa.func.coalesce(ids.scalar_subquery(), sa.literal_column("'{}'"))
+    return GenreYearGate(
+        taken=sa.and_(few_links, movie.c.id == sa.any_(ids_array)), skipped=sa.not_(few_links)
+    )
+
+
+def _count_upto(conditions: list, bound: int) -> sa.ScalarSelect:
+    """The number of links meeting `conditions`, counted up to `bound` + 1."""
+    links = sa.select(movie_genre.c.movie_id).where(*conditions).limit(_sql_int(bound + 1))
+    return sa.select(sa.func.count()).select_from(links.subquery()).scalar_subquery()
+
+
+def _sql_int(value: int) -> sa.ColumnElement[int]:
+    """An integer written into the SQL text (a compiled shape has no anonymous parameters)."""
+    return sa.literal_column(str(int(value)), sa.Integer)
+
+
 def _bound(value: Any, column: sa.Column) -> Any:
     return value if isinstance(value, sa.BindParameter) else sa.literal(value, column.type)
 
 
 def _list_select(
-    conditions: list, sort: Sequence[SortKey], after: Keyset | None, fetch: Any
+    conditions: list,
+    sort: Sequence[SortKey],
+    after: Keyset | None,
+    fetch: Any,
+    gate: GenreYearGate | None = None,
 ) -> sa.Executable:
     ordering = order_by(sort)
+    paths = [sa.true()] if gate is None else [gate.taken, gate.skipped]
     branches = [
-        sa.select(*MOVIE_COLUMNS).where(*conditions, branch).order_by(*ordering).limit(fetch)
+        sa.select(*MOVIE_COLUMNS).where(*conditions, path, branch).order_by(*ordering).limit(fetch)
         for branch in keyset_branches(sort, after)
+        for path in paths
     ]
     if len(branches) == 1:
         return branches[0]
@@ -437,7 +522,9 @@ def _ordered_select(query: MovieQuery, after: Keyset | None, fetch: int | None) 
             after,
             fetch,
         )
-    return _list_select(filter_conditions(query), query.sort, after, fetch)
+    genres = list(query.genres) if query.genres else None
+    gate = genre_year_gate(genres, query.ranges)
+    return _list_select(filter_conditions(query), query.sort, after, fetch, gate)
 
 
 def list_sql(query: MovieQuery, after: Keyset | None = None) -> tuple[str, dict[str, Any]]:
@@ -516,7 +603,12 @@ def _compile_list(shape: tuple) -> str:
         )
         after = Keyset(values, sa.bindparam("after_id", type_=movie.c.id.type))  # type: ignore[arg-type]
     fetch = sa.bindparam("fetch", type_=sa.Integer)
-    statement = _list_select(_bound_conditions(filter_shape), sort, after, fetch)
+    has_genres, range_names = filter_shape[:2]
+    gate = genre_year_gate(
+        sa.bindparam("genres", type_=movie.c.genres.type) if has_genres else None,
+        [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names],
+    )
+    statement = _list_select(_bound_conditions(filter_shape), sort, after, fetch, gate)
     return statement.compile(dialect=DIALECT).string
 
 

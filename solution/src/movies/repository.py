@@ -161,10 +161,14 @@ def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
     )
     row = conn.execute(statement).one()
     if fields.get("genres"):
-        links = sa.select(sa.literal(row.id, movie_user.c.id.type), genre.c.id).where(
-            genre.c.name.in_(fields["genres"])
-        )
-        conn.execute(sa.insert(movie_genre_user).from_select(["movie_id", "genre_id"], links))
+        links = sa.select(
+            sa.literal(row.id, movie_user.c.id.type),
+            genre.c.id,
+            sa.literal(row.year, movie_user.c.year.type),
+            sa.literal(row.rating, movie_user.c.rating.type),
+        ).where(genre.c.name.in_(fields["genres"]))
+        columns = ["movie_id", "genre_id", "year", "rating"]
+        conn.execute(sa.insert(movie_genre_user).from_select(columns, links))
     return row
 
 

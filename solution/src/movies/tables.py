@@ -43,6 +43,9 @@ def _movie_genre_columns(*, generated: bool = False) -> list[sa.Column]:
         sa.Column("movie_id", C_TEXT, primary_key=True),
         sa.Column("source", sa.Text, primary_key=True, **default),
         sa.Column("genre_id", sa.SmallInteger, primary_key=True),
+        # The movie's year and rating, repeated for the genre-year path (query.genre_year_gate).
+        sa.Column("year", sa.SmallInteger),
+        sa.Column("rating", sa.Numeric(3, 1)),
     ]
 
 
@@ -51,6 +54,7 @@ genre = sa.Table(
     metadata,
     sa.Column("id", sa.SmallInteger, primary_key=True),
     sa.Column("name", C_TEXT, nullable=False, unique=True),
+    sa.Column("imdb_movies", sa.Integer, nullable=False),  # at the latest load
 )
 
 # The partitioned parent: every read goes through it, so IMDb and user movies list together.

@@ -156,7 +156,8 @@ def build_seed(count: int = 320, seed: int = SEED) -> tuple[list[dict], list[dic
 
 
 def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[dict]:
-    """Write the seed with SQL (movie_imdb, movie_user, links, one dataset_load row).
+    """Write the seed with SQL (movie_imdb, movie_user, links with their movies' year and rating,
+    the genre sizes, one dataset_load row).
 
     Returns the user rows with their generated ids.
     """
@@ -173,16 +174,27 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
             imdb,
         )
         links = [
-            {"movie_id": row["id"], "genre_id": genre_ids[name]}
+            {
+                "movie_id": row["id"],
+                "genre_id": genre_ids[name],
+                "year": row["year"],
+                "rating": row["rating"],
+            }
             for row in imdb
             for name in row["genres"]
         ]
         conn.execute(
             sa.text(
-                "INSERT INTO movie_genre_imdb (movie_id, source, genre_id) "
-                "VALUES (:movie_id, 'imdb', :genre_id)"
+                "INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating) "
+                "VALUES (:movie_id, 'imdb', :genre_id, :year, :rating)"
             ),
             links,
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE genre SET imdb_movies = (SELECT count(*) FROM movie_genre_imdb "
+                "WHERE genre_id = genre.id)"
+            )
         )
         created = []
         for row in user:
@@ -196,8 +208,16 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
             ).scalar_one()
             for name in row["genres"]:
                 conn.execute(
-                    sa.text("INSERT INTO movie_genre_user (movie_id, genre_id) VALUES (:m, :g)"),
-                    {"m": new_id, "g": genre_ids[name]},
+                    sa.text(
+                        "INSERT INTO movie_genre_user (movie_id, genre_id, year, rating) "
+                        "VALUES (:m, :g, :year, :rating)"
+                    ),
+                    {
+                        "m": new_id,
+                        "g": genre_ids[name],
+                        "year": row["year"],
+                        "rating": row["rating"],
+                    },
                 )
             created.append({**row, "id": new_id, "source": "user"})
         conn.execute(

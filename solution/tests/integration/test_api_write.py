@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -57,22 +58,25 @@ def test_post_creates_movie_then_get_returns_it(
     assert write_client.get(response.headers["Location"]).json == created
     listed = write_client.get("/movies?genre=sci-fi,DRAMA&rating_gt=8.5&sort=-rating").json
     assert listed["items"] == [created]
+    by_years = write_client.get("/movies?genre=sci-fi&year_gte=1990&year_lte=1999&rating_gte=8")
+    assert by_years.json["items"] == [created]
 
     engine = create_engine(write_app.config["SQLALCHEMY_DATABASE_URI"])
     with engine.connect() as conn:
-        links = (
-            conn.execute(
-                sa.text(
-                    "SELECT g.name FROM movie_genre_user l JOIN genre g ON g.id = l.genre_id "
-                    "WHERE l.movie_id = 'um0000001' ORDER BY g.name"
-                )
+        links = conn.execute(
+            sa.text(
+                "SELECT g.name, l.year, l.rating FROM movie_genre_user l "
+                "JOIN genre g ON g.id = l.genre_id WHERE l.movie_id = 'um0000001' ORDER BY 1"
             )
-            .scalars()
-            .all()
-        )
+        ).all()
         source = conn.execute(sa.text("SELECT source FROM movie WHERE id = 'um0000001'")).scalar()
     engine.dispose()
-    assert links == ["Drama", "Sci-Fi"] and source == "user"
+    # Each link repeats the movie's year and rating (the genre-year path reads them).
+    assert [tuple(link) for link in links] == [
+        ("Drama", 1999, Decimal("8.7")),
+        ("Sci-Fi", 1999, Decimal("8.7")),
+    ]
+    assert source == "user"
 
 
 def test_post_minimal_movie_has_nulls(write_client: FlaskClient) -> None:

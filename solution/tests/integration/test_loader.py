@@ -95,6 +95,18 @@ def test_nasty_rows_load_exactly(engine: sa.Engine, database_url: str, tmp_path:
     assert scalar(engine, "SELECT count(*) FROM genre WHERE name = 'Noir-Fiction'") == 1
     assert report.movies == 17 and report.rated_movies == 5
     assert report.genre_links == scalar(engine, "SELECT count(*) FROM movie_genre_imdb")
+    # Each link repeats its movie's year and rating; each genre knows its number of movies.
+    assert 0 == scalar(
+        engine,
+        "SELECT count(*) FROM movie_genre_imdb AS l JOIN movie_imdb AS m ON m.id = l.movie_id "
+        "WHERE l.year IS DISTINCT FROM m.year OR l.rating IS DISTINCT FROM m.rating",
+    )
+    assert 0 == scalar(
+        engine,
+        "SELECT count(*) FROM genre WHERE imdb_movies <> "
+        "(SELECT count(*) FROM movie_genre_imdb WHERE genre_id = genre.id)",
+    )
+    assert scalar(engine, "SELECT imdb_movies FROM genre WHERE name = 'Noir-Fiction'") == 1
     assert scalar(engine, "SELECT movies FROM dataset_load") == 17
     assert staging_tables(engine) == []
 

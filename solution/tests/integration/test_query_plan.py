@@ -33,6 +33,15 @@ FROM generate_series(1, :rows) AS i
 """
 
 
+# The links as the loader writes them: the movie's year and rating repeated, genre sizes set.
+LINKS_SQL = """
+INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating)
+SELECT m.id, 'imdb', g.id, m.year, m.rating
+FROM movie_imdb AS m CROSS JOIN unnest(m.genres) AS n (name) JOIN genre AS g ON g.name = n.name;
+UPDATE genre SET imdb_movies = (SELECT count(*) FROM movie_genre_imdb WHERE genre_id = genre.id);
+"""
+
+
 @pytest.fixture(scope="module")
 def big_engine(make_database: Callable[[], str]) -> Iterator[sa.Engine]:
     engine = create_engine(make_database())
@@ -41,9 +50,11 @@ def big_engine(make_database: Callable[[], str]) -> Iterator[sa.Engine]:
         conn.execute(
             sa.text("INSERT INTO movie_user (title, rating, year) VALUES ('U', 5.0, 2000)")
         )
+        conn.execute(sa.text(LINKS_SQL))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE movie_imdb")
         conn.exec_driver_sql("ANALYZE movie_user")
+        conn.exec_driver_sql("VACUUM ANALYZE movie_genre_imdb")  # as COPY FREEZE leaves it
     yield engine
     engine.dispose()
 
@@ -230,3 +241,41 @@ def test_precompiled_sql_returns_what_the_statement_returns(
             from_text = conn.exec_driver_sql(sql, params).all()
             from_statement = conn.execute(q.list_statement(query, keyset)).all()
             assert from_text == from_statement and len(from_text) == 31
+
+
+def executed_scans(plan: dict[str, Any], relation: str) -> list[str]:
+    """The indexes of `relation` that the plan really read (branches that ran)."""
+    return [
+        n["Index Name"]
+        for n in index_scans(plan)
+        if n["Relation Name"] == relation and n["Actual Loops"] > 0
+    ]
+
+
+def test_genre_and_years_fetch_the_few_candidates_by_id(big_engine: sa.Engine) -> None:
+    """Action (1 movie in 3) of 1990-1994 rated 9 or more: about 100 movies, which the year and
+    rating indexes alone would each narrow to thousands. The links give the candidates; the
+    movies are read by primary key, and the usual plan never runs."""
+    query = q.MovieQuery(
+        genres=("Action",),
+        ranges=(("rating_gte", Decimal(9)), ("year_gte", 1990), ("year_lte", 1994)),
+        sort=q.parse_sort("-votes"),
+    )
+    plan = explain(big_engine, q.list_statement(query))
+    assert set(executed_scans(plan, "movie_imdb")) == {"movie_imdb_pkey"}
+    link_scans = [n for n in index_scans(plan) if n["Relation Name"] == "movie_genre_imdb"]
+    assert link_scans and all(n["Node Type"] == "Index Only Scan" for n in link_scans)
+    assert all(n["Heap Fetches"] == 0 for n in link_scans)
+    assert scanned_rows(plan) <= 3 * 1_500  # the links of those years (~1,200) read three times
+
+
+def test_genre_and_wide_years_keep_the_usual_plan(big_engine: sa.Engine) -> None:
+    """Action since 1900: about 28,000 candidates, too many to fetch by id. The gate gives up
+    after GENRE_YEAR_CANDIDATES + 1 links and the usual plan (the votes index) serves the page."""
+    query = q.MovieQuery(
+        genres=("Action",), ranges=(("year_gte", 1900),), sort=q.parse_sort("-votes")
+    )
+    plan = explain(big_engine, q.list_statement(query))
+    scans = executed_scans(plan, "movie_imdb")
+    assert scans and "movie_imdb_pkey" not in scans
+    assert scanned_rows(plan) <= q.GENRE_YEAR_CANDIDATES + 1 + 10 * 21

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 import sqlalchemy as sa
 
@@ -100,3 +102,40 @@ def test_upgrade_drops_the_descending_sort_indexes(engine: sa.Engine) -> None:
     assert descending_indexes("movie") == set()
     assert descending_indexes("movie_imdb") == set()
     assert descending_indexes("movie_user") == set()
+
+
+def test_upgrade_gives_existing_links_their_movies_year_and_rating(engine: sa.Engine) -> None:
+    """A database made before the genre-year path: its links take their movies' year and rating
+    and each genre its number of IMDb movies, so genre-and-year pages are right before any load."""
+    from movies.schema import apply_schema
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX movie_genre_year_idx"))
+        conn.execute(sa.text("ALTER TABLE movie_genre DROP COLUMN year, DROP COLUMN rating"))
+        conn.execute(sa.text("UPDATE genre SET imdb_movies = 0"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO movie_imdb (id, source, title, year, rating, genres) VALUES "
+                "('tt0000001', 'imdb', 'Old', 1994, 7.5, '{Drama}'), "
+                "('tt0000002', 'imdb', 'Unrated', NULL, NULL, '{Drama}')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO movie_genre_imdb (movie_id, source, genre_id) "
+                "SELECT id, 'imdb', (SELECT id FROM genre WHERE name = 'Drama') FROM movie_imdb"
+            )
+        )
+        conn.execute(sa.text("UPDATE schema_state SET digest = 'old'"))
+
+    assert apply_schema(engine) is True
+    with engine.connect() as conn:
+        links = conn.execute(
+            sa.text("SELECT movie_id, year, rating FROM movie_genre ORDER BY movie_id")
+        ).all()
+        drama = conn.execute(sa.text("SELECT imdb_movies FROM genre WHERE name = 'Drama'"))
+        assert drama.scalar_one() == 2
+    assert [tuple(link) for link in links] == [
+        ("tt0000001", 1994, Decimal("7.5")),
+        ("tt0000002", None, None),
+    ]

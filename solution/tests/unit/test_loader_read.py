@@ -11,7 +11,13 @@ import pytest
 from movies.loader import FormatError, LoadReport
 from movies.loader.read import BASICS_COLUMNS, RATINGS_COLUMNS, TsvReader
 from movies.loader.source import SourceFiles, local_file
-from movies.loader.transform import csv_chunks, genre_links, genre_names, to_movie_rows
+from movies.loader.transform import (
+    csv_chunks,
+    genre_links,
+    genre_names,
+    genre_sizes,
+    to_movie_rows,
+)
 
 NASTY = Path(__file__).resolve().parents[1] / "fixtures" / "nasty"
 HEADER = "\t".join(BASICS_COLUMNS) + "\n"
@@ -232,12 +238,16 @@ def test_genre_links_are_one_per_distinct_pair_and_none_for_null_genres() -> Non
         {
             "tconst": ["tt0000001", "tt0000002", "tt0000003"],
             "genres": ["Drama,Drama,Comedy", None, "Noir-Fiction"],
+            "startYear": ["1999", "2001", None],
+            "averageRating": ["7.5", "8.0", None],
         }
     )
     assert genre_names(movies) == ["Comedy", "Drama", "Noir-Fiction"]
     links = genre_links(movies, {"Drama": 9, "Comedy": 6, "Noir-Fiction": 29, "War": 27})
+    first = {"movie_id": "tt0000001", "source": "imdb", "year": "1999", "rating": "7.5"}
     assert links.to_pylist() == [
-        {"movie_id": "tt0000001", "source": "imdb", "genre_id": 6},
-        {"movie_id": "tt0000001", "source": "imdb", "genre_id": 9},
-        {"movie_id": "tt0000003", "source": "imdb", "genre_id": 29},
+        {**first, "genre_id": 6},
+        {**first, "genre_id": 9},
+        {"movie_id": "tt0000003", "source": "imdb", "genre_id": 29, "year": None, "rating": None},
     ]
+    assert genre_sizes(links) == {6: 1, 9: 1, 29: 1}

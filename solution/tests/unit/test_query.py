@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from decimal import Decimal
 
 import pytest
@@ -161,3 +163,27 @@ def test_list_sql_is_compiled_once_per_shape() -> None:
     sql_null, _ = q.list_sql(one, q.Keyset((None, "NA"), "tt0000001"))
     assert sql_null != sql_one and "movie.rating IS NULL" in sql_null
     assert "OFFSET" not in sql_one.upper()
+
+
+def test_genre_year_gate_only_for_genres_with_a_year_filter() -> None:
+    years = (("year_gte", 1990),)
+    assert q.genre_year_gate(None, years) is None
+    assert q.genre_year_gate(["Action"], (("rating_gte", Decimal(8)),)) is None
+    assert q.genre_year_gate(["Action"], years) is not None
+
+
+def test_genre_year_shape_binds_only_the_query_values() -> None:
+    """The gate's bounds are written into the SQL text: every placeholder of the compiled shape
+    is a parameter list_sql hands over, and the gate is decided once for both branches."""
+    query = q.MovieQuery(
+        genres=("Comedy", "Romance"),
+        ranges=(("rating_gte", Decimal(7)), ("year_gte", 1990), ("year_lte", 1999)),
+        sort=q.parse_sort("-votes"),
+    )
+    sql, params = q.list_sql(query, q.Keyset((120,), "tt0000001"))
+    assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
+    assert sql.count("genre_year_gate AS") == 1
+    assert f"<= {q.GENRE_YEAR_CANDIDATES}" in sql and f"<= {q.GENRE_YEAR_LINKS}" in sql
+    without_rating = dataclasses.replace(query, ranges=query.ranges[1:])
+    sql, _ = q.list_sql(without_rating)
+    assert f"<= {q.GENRE_YEAR_LINKS}" not in sql, "without a rating filter one count suffices"

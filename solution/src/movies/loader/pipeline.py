@@ -28,6 +28,7 @@ from movies.loader.transform import (
     drop_duplicates,
     genre_links,
     genre_names,
+    genre_sizes,
     join_ratings,
     mean_rating,
     movie_csv_chunks,
@@ -101,6 +102,7 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
                 links = links_future.result()
             del movies
             report.genre_links = links.num_rows
+            write.record_genre_sizes(cur, genre_sizes(links))
             write.copy_genre_links(cur, csv_chunks(links))
             del links
         with _phase(report, "index"):

@@ -214,12 +214,27 @@ def ensure_genres(cur, names: list[str]) -> dict[str, int]:
     return dict(cur.fetchall())
 
 
+def record_genre_sizes(cur, sizes: dict[int, int]) -> None:
+    """Set each genre's `imdb_movies` to its number of movies in this load (0 when absent)."""
+    cur.execute(
+        "UPDATE genre SET imdb_movies = coalesce((SELECT c.movies FROM "
+        "unnest(%s::int[], %s::int[]) AS c (id, movies) WHERE c.id = genre.id), 0)",
+        (list(sizes), list(sizes.values())),
+    )
+
+
 def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
-    """COPY the (movie_id, source, genre_id) rows, as CSV, into the staging link table."""
+    """COPY the (movie_id, source, genre_id, year, rating) rows, as CSV, into the staging link
+    table.
+
+    FREEZE (allowed: the table is new in this transaction) marks its pages all-visible, so the
+    genre-year path reads the links from its index alone from the first query on.
+    """
     started = time.perf_counter()
     with _ChunkReader(csv_chunks) as reader:
         cur.copy_expert(
-            f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id) FROM STDIN WITH (FORMAT csv)",
+            f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id, year, rating) "
+            "FROM STDIN WITH (FORMAT csv, FREEZE)",
             reader,
             size=1 << 20,
         )
