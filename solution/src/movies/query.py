@@ -34,17 +34,29 @@ Order and keyset pagination
     condition on the first key, split into the same two branches. They are exact; their cost grows
     with the number of rows tied on the first key, which is acceptable for a secondary access path.
 
-Genre and year
-    A genre filter with a year filter ("Comedy and Romance of the 1990s rated 7 or more") can
-    match few movies while each condition alone matches tens of thousands: PostgreSQL then builds
-    and intersects three large bitmaps (GIN genres, year, rating), 10-15 ms a page. The link table
-    repeats each movie's year and rating, and its index (genre_id, year, rating, movie_id) holds
-    the movies of one genre in a span of years. `genre_year_gate` reads the links of the rarest
-    requested genre in the requested years (index only), keeps those passing the rating filters,
-    and when both sets are small (at most GENRE_YEAR_LINKS and GENRE_YEAR_CANDIDATES) fetches the
-    page by id among the candidates, every filter still applied to the movie rows. Otherwise the
-    usual plan runs. Both are branches of one statement behind the same one-time condition, so
-    exactly one of them reads rows; the condition counts at most GENRE_YEAR_LINKS + 1 links.
+Genres: few candidates, found first
+    Two genre queries are slow for a planner that has only the GIN index on `genres` and the sort
+    indexes. A genre with a year filter ("Comedy and Romance of the 1990s rated 7 or more") can
+    match few movies while each condition alone matches tens of thousands: PostgreSQL builds and
+    intersects three large bitmaps (GIN genres, year, rating), 10-15 ms a page. And a rare genre
+    ("Film-Noir", 759 movies) is read either through the GIN index and sorted (half a
+    millisecond) or by walking the sort index and discarding the other genres (11-70 ms), as the
+    statistics sample makes the genre look rarer or more common.
+
+    `genre_ways` gives such a query two ways to its rows, each a branch of the statement behind
+    a one-time condition; exactly one holds, so only one reads rows:
+
+    - With a year filter: the link table repeats each movie's year and rating, and its index
+      (genre_id, year, rating, movie_id) holds the movies of one genre in a span of years. The
+      links of the rarest requested genre (`genre.imdb_movies`, set by every load) in those years
+      that pass the rating filters are the candidates; when they are few (at most
+      GENRE_LINKS_CANDIDATES, from a span of at most GENRE_LINKS_SPAN links, counted index only
+      and decided once per statement), the page is fetched by id among them.
+    - Without one: when the rarest requested genre has at most SMALL_GENRE movies, its movies are
+      selected in a subquery PostgreSQL plans apart (OFFSET 0: through the GIN index, as nothing
+      there asks for an order) and sorted afterwards.
+
+    Every filter still applies to the movie rows. Otherwise the usual plan runs.
 """
 
 from __future__ import annotations
@@ -402,36 +414,50 @@ def keyset_branches(sort: Sequence[SortKey], keyset: Keyset | None) -> list[sa.C
     return branches
 
 
-GENRE_YEAR_LINKS = 10_000  # links the gate reads at most (index only: about a millisecond)
-GENRE_YEAR_CANDIDATES = 2_000  # movies fetched by id at most (a few milliseconds)
+GENRE_LINKS_SPAN = 10_000  # links the gate reads at most (index only: about a millisecond)
+GENRE_LINKS_CANDIDATES = 2_000  # movies fetched by id at most (a few milliseconds)
+SMALL_GENRE = (
+    2_000  # movies of a genre found through the GIN index and sorted (about a millisecond)
+)
 
 
 @dataclass(frozen=True)
-class GenreYearGate:
-    """The two ways to a genre-and-year page: `taken` fetches the page by id among the candidate
-    links (when few), `skipped` is the usual plan (otherwise). Exactly one of them holds."""
+class Way:
+    """One way to the rows of a page: `extra` conditions, and whether the filters are planned
+    `apart` from the order (a subquery PostgreSQL cannot flatten, sorted afterwards)."""
 
-    taken: sa.ColumnElement[bool]
-    skipped: sa.ColumnElement[bool]
+    extra: tuple[sa.ColumnElement[bool], ...] = ()
+    apart: bool = False
 
 
-def genre_year_gate(genres: Any, ranges: Sequence[tuple[str, Any]]) -> GenreYearGate | None:
-    """The gate for a query with genres (all of them) and a year filter; None for other queries.
+USUAL = (Way(),)
+
+
+def genre_ways(genres: Any, ranges: Sequence[tuple[str, Any]]) -> tuple[Way, ...]:
+    """The ways to a page of a query with `genres` (all of them), each behind a one-time
+    condition, exactly one of which holds; USUAL without genres.
 
     `genres` is a list of names or a bound parameter; `ranges` as in MovieQuery.ranges, values or
     bound parameters.
     """
-    years = [
-        (FILTERS[name], value) for name, value in ranges if FILTERS[name].column is movie.c.year
-    ]
-    if genres is None or not years:
-        return None
-    ratings = [
-        (FILTERS[name], value) for name, value in ranges if FILTERS[name].column is movie.c.rating
-    ]
+    if genres is None:
+        return USUAL
     names = (
         genres if isinstance(genres, sa.BindParameter) else sa.literal(genres, movie.c.genres.type)
     )
+    if not _ranges_on(ranges, movie.c.year):
+        # A name outside the vocabulary (a database seeded without a load) counts as small.
+        smallest = sa.func.coalesce(sa.func.min(genre.c.imdb_movies), _sql_int(0))
+        small = sa.select(smallest).where(
+            genre.c.name == sa.any_(names)
+        ).scalar_subquery() <= _sql_int(SMALL_GENRE)
+        return Way((small,), apart=True), Way((sa.not_(small),))
+    few, ids = _few_links(names, ranges)
+    return Way((few, movie.c.id == sa.any_(ids))), Way((sa.not_(few),))
+
+
+def _few_links(names: Any, ranges: Sequence[tuple[str, Any]]) -> tuple[Any, Any]:
+    """(whether the rarest genre's links in the years are few, their movie ids as an array)."""
     rarest = (
         sa.select(genre.c.id)
         .where(genre.c.name == sa.any_(names))
@@ -439,29 +465,36 @@ def genre_year_gate(genres: Any, ranges: Sequence[tuple[str, Any]]) -> GenreYear
         .limit(_sql_int(1))
         .scalar_subquery()
     )
-    in_years = [movie_genre.c.genre_id == rarest, *(f.op(movie_genre.c.year, v) for f, v in years)]
-    rated = [f.op(movie_genre.c.rating, v) for f, v in ratings]
-    # Each count stops one row past its bound. With a rating filter the span is bounded first,
-    # so that counting the rated links never reads a long span of years (a one-time filter
-    # evaluates its conditions in order).
-    few = _count_upto([*in_years, *rated], GENRE_YEAR_CANDIDATES) <= _sql_int(GENRE_YEAR_CANDIDATES)
+    in_span = [
+        movie_genre.c.genre_id == rarest,
+        *(f.op(movie_genre.c.year, v) for f, v in _ranges_on(ranges, movie.c.year)),
+    ]
+    rated = [f.op(movie_genre.c.rating, v) for f, v in _ranges_on(ranges, movie.c.rating)]
+    # A one-time filter evaluates its conditions in order, and each count stops one row past its
+    # bound: with a rating filter the span first, so that counting the rated links never reads a
+    # long one.
+    few = [_at_most([*in_span, *rated], GENRE_LINKS_CANDIDATES)]
     if rated:
-        few = sa.and_(_count_upto(in_years, GENRE_YEAR_LINKS) <= _sql_int(GENRE_YEAR_LINKS), few)
+        few.insert(0, _at_most(in_span, GENRE_LINKS_SPAN))
     # Decided once per statement, however many branches ask.
-    decision = sa.select(few.label("few")).cte("genre_year_gate")
-    few_links = sa.select(decision.c.few).scalar_subquery()
-    ids = sa.select(sa.func.array_agg(movie_genre.c.movie_id)).where(*in_years, *rated)
+    decision = sa.select(sa.and_(*few).label("few")).cte("genre_links_gate")
+    ids = sa.select(sa.func.array_agg(movie_genre.c.movie_id)).where(*in_span, *rated)
     # In coalesce the subquery is an array value (`= ANY (SELECT ...)` would compare with its rows).
     ids_array = sa.func.coalesce(ids.scalar_subquery(), sa.literal_column("'{}'"))
-    return GenreYearGate(
-        taken=sa.and_(few_links, movie.c.id == sa.any_(ids_array)), skipped=sa.not_(few_links)
-    )
+    return sa.select(decision.c.few).scalar_subquery(), ids_array
 
 
-def _count_upto(conditions: list, bound: int) -> sa.ScalarSelect:
-    """The number of links meeting `conditions`, counted up to `bound` + 1."""
-    links = sa.select(movie_genre.c.movie_id).where(*conditions).limit(_sql_int(bound + 1))
-    return sa.select(sa.func.count()).select_from(links.subquery()).scalar_subquery()
+def _ranges_on(
+    ranges: Sequence[tuple[str, Any]], column: sa.Column
+) -> list[tuple[RangeFilter, Any]]:
+    return [(FILTERS[name], value) for name, value in ranges if FILTERS[name].column is column]
+
+
+def _at_most(conditions: list, most: int) -> sa.ColumnElement[bool]:
+    """Whether at most `most` links meet `conditions` (counting stops at `most` + 1)."""
+    links = sa.select(movie_genre.c.movie_id).where(*conditions).limit(_sql_int(most + 1))
+    count = sa.select(sa.func.count()).select_from(links.subquery()).scalar_subquery()
+    return count <= _sql_int(most)
 
 
 def _sql_int(value: int) -> sa.ColumnElement[int]:
@@ -478,18 +511,27 @@ def _list_select(
     sort: Sequence[SortKey],
     after: Keyset | None,
     fetch: Any,
-    gate: GenreYearGate | None = None,
+    ways: Sequence[Way] = USUAL,
 ) -> sa.Executable:
     ordering = order_by(sort)
-    paths = [sa.true()] if gate is None else [gate.taken, gate.skipped]
     branches = [
-        sa.select(*MOVIE_COLUMNS).where(*conditions, path, branch).order_by(*ordering).limit(fetch)
+        _branch(way, conditions, branch, ordering).limit(fetch)
         for branch in keyset_branches(sort, after)
-        for path in paths
+        for way in ways
     ]
     if len(branches) == 1:
         return branches[0]
     return sa.union_all(*branches).limit(fetch)
+
+
+def _branch(way: Way, conditions: list, branch: Any, ordering: list) -> sa.Select:
+    """The rows of one keyset branch by one way, in order (not yet limited)."""
+    if not way.apart:
+        return sa.select(*MOVIE_COLUMNS).where(*conditions, *way.extra, branch).order_by(*ordering)
+    found = sa.select(*movie.c).where(*conditions, *way.extra).offset(_sql_int(0)).subquery("found")
+    adapt = sql_util.ClauseAdapter(found).traverse
+    columns = [adapt(column) for column in MOVIE_COLUMNS]
+    return sa.select(*columns).where(adapt(branch)).order_by(*map(adapt, ordering))
 
 
 def list_statement(query: MovieQuery, after: Keyset | None = None) -> sa.Executable:
@@ -523,8 +565,8 @@ def _ordered_select(query: MovieQuery, after: Keyset | None, fetch: int | None) 
             fetch,
         )
     genres = list(query.genres) if query.genres else None
-    gate = genre_year_gate(genres, query.ranges)
-    return _list_select(filter_conditions(query), query.sort, after, fetch, gate)
+    ways = genre_ways(genres, query.ranges)
+    return _list_select(filter_conditions(query), query.sort, after, fetch, ways)
 
 
 def list_sql(query: MovieQuery, after: Keyset | None = None) -> tuple[str, dict[str, Any]]:
@@ -604,11 +646,11 @@ def _compile_list(shape: tuple) -> str:
         after = Keyset(values, sa.bindparam("after_id", type_=movie.c.id.type))  # type: ignore[arg-type]
     fetch = sa.bindparam("fetch", type_=sa.Integer)
     has_genres, range_names = filter_shape[:2]
-    gate = genre_year_gate(
+    ways = genre_ways(
         sa.bindparam("genres", type_=movie.c.genres.type) if has_genres else None,
         [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names],
     )
-    statement = _list_select(_bound_conditions(filter_shape), sort, after, fetch, gate)
+    statement = _list_select(_bound_conditions(filter_shape), sort, after, fetch, ways)
     return statement.compile(dialect=DIALECT).string
 
 

@@ -182,7 +182,7 @@ def test_dataset_and_probes(client: FlaskClient, seed_movies: list[dict]) -> Non
     assert client.get("/readyz").json == {"status": "ready"}
 
 
-GENRE_YEAR_QUERIES: dict[str, tuple[dict[str, str], Callable[[dict], bool]]] = {
+GENRE_QUERIES: dict[str, tuple[dict[str, str], Callable[[dict], bool]]] = {
     "genre, years, rating, -rating": (
         {"genre": "Action", "year_gte": "1992", "rating_gte": "5.5", "sort": "-rating"},
         lambda m: "Action" in m["genres"] and _ge("year", 1992)(m) and _ge("rating", 5.5)(m),
@@ -199,6 +199,10 @@ GENRE_YEAR_QUERIES: dict[str, tuple[dict[str, str], Callable[[dict], bool]]] = {
         {"genre": "Drama", "year_lte": "1996", "rating_lt": "8", "sort": "year"},
         lambda m: "Drama" in m["genres"] and _le("year", 1996)(m) and _le("rating", 7.9)(m),
     ),
+    "a genre alone": (
+        {"genre": "film-noir", "sort": "-rating"},
+        lambda m: "Film-Noir" in m["genres"],
+    ),
     "genre, one year": (
         {"genre": "film-noir", "year": "1993", "sort": "title"},
         lambda m: "Film-Noir" in m["genres"] and m["year"] == 1993,
@@ -206,27 +210,28 @@ GENRE_YEAR_QUERIES: dict[str, tuple[dict[str, str], Callable[[dict], bool]]] = {
 }
 
 
-@pytest.fixture(params=["by id among the links", "usual plan"])
-def genre_year_app(
+@pytest.fixture(params=["few candidates first", "usual plan"])
+def genre_way_app(
     request: pytest.FixtureRequest, make_seeded_app: Callable[..., Flask]
 ) -> Iterator[Flask]:
-    """An app (no response cache) whose genre-year pages take one path or the other: the usual
-    plan when no candidate set is small enough."""
+    """An app (no response cache) whose genre pages take the way for few candidates, or (no
+    bound admits any) the usual plan."""
     if request.param == "usual plan":
         patch = pytest.MonkeyPatch()
-        patch.setattr(q, "GENRE_YEAR_CANDIDATES", 0)
+        patch.setattr(q, "GENRE_LINKS_CANDIDATES", 0)
+        patch.setattr(q, "SMALL_GENRE", -1)
         request.addfinalizer(patch.undo)
     q._compile_list.cache_clear()  # shapes compiled with the other bound
     request.addfinalizer(q._compile_list.cache_clear)
     yield make_seeded_app(response_cache_mb=0)
 
 
-@pytest.mark.parametrize("name", GENRE_YEAR_QUERIES)
-def test_genre_and_year_pages_match_python_on_either_path(
-    genre_year_app: Flask, seed_movies: list[dict], sort_like_api: Callable, name: str
+@pytest.mark.parametrize("name", GENRE_QUERIES)
+def test_genre_pages_match_python_on_either_path(
+    genre_way_app: Flask, seed_movies: list[dict], sort_like_api: Callable, name: str
 ) -> None:
-    params, keep = GENRE_YEAR_QUERIES[name]
+    params, keep = GENRE_QUERIES[name]
     expected = [m for m in seed_movies if not m["is_adult"] and keep(m)]
     assert len(expected) > 3, "the seed should exercise this query"
-    got = everything(genre_year_app.test_client(), dict(params, limit="3"))
+    got = everything(genre_way_app.test_client(), dict(params, limit="3"))
     assert got == sort_like_api(expected, params["sort"])

@@ -33,6 +33,14 @@ FROM generate_series(1, :rows) AS i
 """
 
 
+# A rare genre: 150 more movies, titles spread among the others'.
+RARE_SQL = """
+INSERT INTO movie_imdb (id, source, title, year, rating, votes, genres, is_adult)
+SELECT 'tt' || lpad((:rows + i)::text, 8, '0'), 'imdb', 'Title ' || (i * 33),
+       1940 + i % 20, 5 + (i % 40) / 10.0, i, ARRAY['Film-Noir'], false
+FROM generate_series(1, 150) AS i
+"""
+
 # The links as the loader writes them: the movie's year and rating repeated, genre sizes set.
 LINKS_SQL = """
 INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating)
@@ -50,6 +58,7 @@ def big_engine(make_database: Callable[[], str]) -> Iterator[sa.Engine]:
         conn.execute(
             sa.text("INSERT INTO movie_user (title, rating, year) VALUES ('U', 5.0, 2000)")
         )
+        conn.execute(sa.text(RARE_SQL), {"rows": ROWS})
         conn.execute(sa.text(LINKS_SQL))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE movie_imdb")
@@ -271,11 +280,35 @@ def test_genre_and_years_fetch_the_few_candidates_by_id(big_engine: sa.Engine) -
 
 def test_genre_and_wide_years_keep_the_usual_plan(big_engine: sa.Engine) -> None:
     """Action since 1900: about 28,000 candidates, too many to fetch by id. The gate gives up
-    after GENRE_YEAR_CANDIDATES + 1 links and the usual plan (the votes index) serves the page."""
+    after GENRE_LINKS_CANDIDATES + 1 links and the usual plan (the votes index) serves the page."""
     query = q.MovieQuery(
         genres=("Action",), ranges=(("year_gte", 1900),), sort=q.parse_sort("-votes")
     )
     plan = explain(big_engine, q.list_statement(query))
     scans = executed_scans(plan, "movie_imdb")
     assert scans and "movie_imdb_pkey" not in scans
-    assert scanned_rows(plan) <= q.GENRE_YEAR_CANDIDATES + 1 + 10 * 21
+    assert scanned_rows(plan) <= q.GENRE_LINKS_CANDIDATES + 1 + 10 * 21
+
+
+def test_rare_genre_is_found_first_then_sorted(big_engine: sa.Engine) -> None:
+    """Film-Noir (150 of 100,000 movies), by title: its movies come from the GIN index and are
+    sorted, whatever the statistics say; never a walk of the title index."""
+    query = q.MovieQuery(genres=("Film-Noir",), sort=q.parse_sort("title"))
+    plan = explain(big_engine, q.list_statement(query))
+    bitmaps = [
+        n["Index Name"]
+        for n in nodes(plan)
+        if n["Node Type"] == "Bitmap Index Scan" and n["Actual Loops"] > 0
+    ]
+    assert "movie_imdb_genres_idx" in bitmaps
+    assert executed_scans(plan, "movie_imdb") == []
+    assert sort_nodes(plan)
+
+
+def test_common_genre_without_years_reads_no_link(big_engine: sa.Engine) -> None:
+    """Action (a third of the movies) without a year filter: the genre's size alone sends the
+    page to the usual plan, and the gate reads no link."""
+    query = q.MovieQuery(genres=("Action",), sort=q.parse_sort("-rating"))
+    plan = explain(big_engine, q.list_statement(query))
+    assert executed_scans(plan, "movie_genre_imdb") == []
+    assert "movie_imdb_pkey" not in executed_scans(plan, "movie_imdb")

@@ -165,14 +165,16 @@ def test_list_sql_is_compiled_once_per_shape() -> None:
     assert "OFFSET" not in sql_one.upper()
 
 
-def test_genre_year_gate_only_for_genres_with_a_year_filter() -> None:
+def test_genre_ways_only_for_genre_filters() -> None:
     years = (("year_gte", 1990),)
-    assert q.genre_year_gate(None, years) is None
-    assert q.genre_year_gate(["Action"], (("rating_gte", Decimal(8)),)) is None
-    assert q.genre_year_gate(["Action"], years) is not None
+    assert q.genre_ways(None, years) == q.USUAL
+    by_links, usual = q.genre_ways(["Action"], years)
+    assert not by_links.apart and not usual.apart
+    small, usual = q.genre_ways(["Action"], (("rating_gte", Decimal(8)),))
+    assert small.apart and not usual.apart
 
 
-def test_genre_year_shape_binds_only_the_query_values() -> None:
+def test_genre_links_shape_binds_only_the_query_values() -> None:
     """The gate's bounds are written into the SQL text: every placeholder of the compiled shape
     is a parameter list_sql hands over, and the gate is decided once for both branches."""
     query = q.MovieQuery(
@@ -182,8 +184,12 @@ def test_genre_year_shape_binds_only_the_query_values() -> None:
     )
     sql, params = q.list_sql(query, q.Keyset((120,), "tt0000001"))
     assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
-    assert sql.count("genre_year_gate AS") == 1
-    assert f"<= {q.GENRE_YEAR_CANDIDATES}" in sql and f"<= {q.GENRE_YEAR_LINKS}" in sql
+    assert sql.count("genre_links_gate AS") == 1
+    assert "min(genre.imdb_movies)" not in sql, "a year filter bounds the span itself"
+    assert f"<= {q.GENRE_LINKS_CANDIDATES}" in sql and f"<= {q.GENRE_LINKS_SPAN}" in sql
     without_rating = dataclasses.replace(query, ranges=query.ranges[1:])
     sql, _ = q.list_sql(without_rating)
-    assert f"<= {q.GENRE_YEAR_LINKS}" not in sql, "without a rating filter one count suffices"
+    assert f"<= {q.GENRE_LINKS_SPAN}" not in sql, "without a rating filter one count suffices"
+    genre_only, params = q.list_sql(q.MovieQuery(genres=("Film-Noir",)))
+    assert "min(genre.imdb_movies)" in genre_only and "OFFSET 0" in genre_only
+    assert set(re.findall(r"%\((\w+)\)s", genre_only)) == set(params)
