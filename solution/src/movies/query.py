@@ -416,9 +416,7 @@ def keyset_branches(sort: Sequence[SortKey], keyset: Keyset | None) -> list[sa.C
 
 GENRE_LINKS_SPAN = 10_000  # links the gate reads at most (index only: about a millisecond)
 GENRE_LINKS_CANDIDATES = 2_000  # movies fetched by id at most (a few milliseconds)
-SMALL_GENRE = (
-    2_000  # movies of a genre found through the GIN index and sorted (about a millisecond)
-)
+SMALL_GENRE = 2_000  # movies of a genre found through the GIN index, then sorted (about 1 ms)
 
 
 @dataclass(frozen=True)
@@ -621,12 +619,20 @@ def _filter_params(query: MovieQuery) -> dict[str, Any]:
     return params
 
 
+def _bound_genres_and_ranges(filter_shape: tuple) -> tuple[Any, list[tuple[str, Any]]]:
+    """The `genres` and range filters of a shape as bound parameters (as `_filter_params` names
+    them)."""
+    has_genres, range_names = filter_shape[:2]
+    genres = sa.bindparam("genres", type_=movie.c.genres.type) if has_genres else None
+    ranges = [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names]
+    return genres, ranges
+
+
 def _bound_conditions(filter_shape: tuple) -> list:
-    has_genres, range_names, include_adult, has_any, has_not, has_search = filter_shape
+    _, _, include_adult, has_any, has_not, has_search = filter_shape
     names = movie.c.genres.type
     return _conditions(
-        sa.bindparam("genres", type_=names) if has_genres else None,
-        [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names],
+        *_bound_genres_and_ranges(filter_shape),
         include_adult,
         sa.bindparam("genres_any", type_=names) if has_any else None,
         sa.bindparam("genres_not", type_=names) if has_not else None,
@@ -645,11 +651,7 @@ def _compile_list(shape: tuple) -> str:
         )
         after = Keyset(values, sa.bindparam("after_id", type_=movie.c.id.type))  # type: ignore[arg-type]
     fetch = sa.bindparam("fetch", type_=sa.Integer)
-    has_genres, range_names = filter_shape[:2]
-    ways = genre_ways(
-        sa.bindparam("genres", type_=movie.c.genres.type) if has_genres else None,
-        [(name, sa.bindparam(name, type_=FILTERS[name].column.type)) for name in range_names],
-    )
+    ways = genre_ways(*_bound_genres_and_ranges(filter_shape))
     statement = _list_select(_bound_conditions(filter_shape), sort, after, fetch, ways)
     return statement.compile(dialect=DIALECT).string
 

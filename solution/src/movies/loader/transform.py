@@ -267,7 +267,7 @@ def genre_names(movies: pa.Table) -> list[str]:
 
 def genre_links(movies: pa.Table, genre_ids: dict[str, int]) -> pa.Table:
     """The (movie_id, source, genre_id, year, rating) rows for `movie_genre`, one per distinct
-    movie-genre pair (year and rating are the movie's, for the genre links path).
+    movie-genre pair (year and rating are the movie's, for the genre-year way of query.genre_ways).
 
     `genre_ids` must hold every name in `movies`; a name repeated in one list links once.
     """

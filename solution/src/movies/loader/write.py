@@ -228,7 +228,7 @@ def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
     table.
 
     FREEZE (allowed: the table is new in this transaction) marks its pages all-visible, so the
-    genre links path reads them from its index alone from the first query on.
+    genre-year way reads them from its index alone from the first query on.
     """
     started = time.perf_counter()
     with _ChunkReader(csv_chunks) as reader:
