@@ -46,12 +46,14 @@ Genres: few candidates, found first
     `genre_ways` gives such a query two ways to its rows, each a branch of the statement behind
     a one-time condition; exactly one holds, so only one reads rows:
 
-    - With a year filter: the link table repeats each movie's year and rating, and its index
-      (genre_id, year, rating, movie_id) holds the movies of one genre in a span of years. The
-      links of the rarest requested genre (`genre.imdb_movies`, set by every load) in those years
-      that pass the rating filters are the candidates; when they are few (at most
-      GENRE_LINKS_CANDIDATES, from a span of at most GENRE_LINKS_SPAN links, counted index only
-      and decided once per statement), the page is fetched by id among them.
+    - With a year filter: the link table repeats each movie's year, rating and genre set (as
+      bits), and its index (genre_id, year, rating, movie_id) INCLUDE (genre_bits) holds the
+      movies of one genre in a span of years. The links of the rarest requested genre
+      (`genre.imdb_movies`, set by every load) in those years that pass the rating filters and
+      have the other requested genres' bits are the candidates. One index-only read of at most
+      GENRE_LINKS_SPAN links (GENRE_LINKS_CANDIDATES when nothing narrows the span) collects
+      them, once per statement; when they are few (at most GENRE_LINKS_CANDIDATES), the page is
+      fetched by id among them.
     - Without one: when the rarest requested genre has at most SMALL_GENRE movies, its movies are
       selected in a subquery PostgreSQL plans apart (OFFSET 0: through the GIN index, as nothing
       there asks for an order) and sorted afterwards.
@@ -77,7 +79,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import util as sql_util
 
 from movies.search import Search
-from movies.tables import genre, movie, movie_genre
+from movies.tables import GENRE_BITS, genre, movie, movie_genre
 
 DIALECT = postgresql.psycopg2.dialect()
 
@@ -431,12 +433,14 @@ class Way:
 USUAL = (Way(),)
 
 
-def genre_ways(genres: Any, ranges: Sequence[tuple[str, Any]]) -> tuple[Way, ...]:
+def genre_ways(
+    genres: Any, ranges: Sequence[tuple[str, Any]], several_genres: bool = True
+) -> tuple[Way, ...]:
     """The ways to a page of a query with `genres` (all of them), each behind a one-time
     condition, exactly one of which holds; USUAL without genres.
 
     `genres` is a list of names or a bound parameter; `ranges` as in MovieQuery.ranges, values or
-    bound parameters.
+    bound parameters; `several_genres` whether `genres` may hold more than one name.
     """
     if genres is None:
         return USUAL
@@ -450,12 +454,26 @@ def genre_ways(genres: Any, ranges: Sequence[tuple[str, Any]]) -> tuple[Way, ...
             genre.c.name == sa.any_(names)
         ).scalar_subquery() <= _sql_int(SMALL_GENRE)
         return Way((small,), apart=True), Way((sa.not_(small),))
-    few, ids = _few_links(names, ranges)
+    few, ids = _few_links(names, ranges, several_genres)
     return Way((few, movie.c.id == sa.any_(ids))), Way((sa.not_(few),))
 
 
-def _few_links(names: Any, ranges: Sequence[tuple[str, Any]]) -> tuple[Any, Any]:
-    """(whether the rarest genre's links in the years are few, their movie ids as an array)."""
+def genre_bits(names: Any) -> sa.ScalarSelect[int]:
+    """The bits of these genre names (a list or an array parameter), as movie_genre.genre_bits
+    holds them."""
+    if not isinstance(names, sa.ColumnElement):
+        names = sa.literal(list(names), movie.c.genres.type)
+    bit = sa.literal_column("1::bigint", sa.BigInteger).op("<<")(genre.c.id)
+    return (
+        sa.select(sa.func.coalesce(sa.func.bit_or(bit), _sql_int(0)))
+        .where(genre.c.name == sa.any_(names), genre.c.id < _sql_int(GENRE_BITS))
+        .scalar_subquery()
+    )
+
+
+def _few_links(names: Any, ranges: Sequence[tuple[str, Any]], several: bool) -> tuple[Any, Any]:
+    """(whether the rarest genre's links in the years hold few candidates, their movie ids as an
+    array)."""
     rarest = (
         sa.select(genre.c.id)
         .where(genre.c.name == sa.any_(names))
@@ -467,32 +485,39 @@ def _few_links(names: Any, ranges: Sequence[tuple[str, Any]]) -> tuple[Any, Any]
         movie_genre.c.genre_id == rarest,
         *(f.op(movie_genre.c.year, v) for f, v in _ranges_on(ranges, movie.c.year)),
     ]
-    rated = [f.op(movie_genre.c.rating, v) for f, v in _ranges_on(ranges, movie.c.rating)]
-    # A one-time filter evaluates its conditions in order, and each count stops one row past its
-    # bound: with a rating filter the span first, so that counting the rated links never reads a
-    # long one.
-    few = [_at_most([*in_span, *rated], GENRE_LINKS_CANDIDATES)]
-    if rated:
-        few.insert(0, _at_most(in_span, GENRE_LINKS_SPAN))
-    # Decided once per statement, however many branches ask.
-    decision = sa.select(sa.and_(*few).label("few")).cte("genre_links_gate")
-    ids = sa.select(sa.func.array_agg(movie_genre.c.movie_id)).where(*in_span, *rated)
+    narrowing = [f.op(movie_genre.c.rating, v) for f, v in _ranges_on(ranges, movie.c.rating)]
+    if several:
+        wanted = genre_bits(names)
+        narrowing.append(movie_genre.c.genre_bits.op("&")(wanted) == wanted)
+    # Links of the span that are no candidates are read for nothing: with narrowing conditions,
+    # a longer span may still hold few candidates.
+    read_most = GENRE_LINKS_SPAN if narrowing else GENRE_LINKS_CANDIDATES
+    candidate = sa.and_(*narrowing) if narrowing else sa.true()
+    span = (
+        sa.select(movie_genre.c.movie_id, candidate.label("candidate"))
+        .where(*in_span)
+        .limit(_sql_int(read_most + 1))
+        .subquery("span")
+    )
+    # One read of the span, once per statement however many branches ask.
+    gate = sa.select(
+        sa.func.count().label("links"),
+        sa.func.array_agg(span.c.movie_id).filter(span.c.candidate).label("ids"),
+    ).cte("genre_links_gate")
+    few = sa.and_(
+        gate.c.links <= _sql_int(read_most),
+        sa.func.coalesce(sa.func.cardinality(gate.c.ids), _sql_int(0))
+        <= _sql_int(GENRE_LINKS_CANDIDATES),
+    )
     # In coalesce the subquery is an array value (`= ANY (SELECT ...)` would compare with its rows).
-    ids_array = sa.func.coalesce(ids.scalar_subquery(), sa.literal_column("'{}'"))
-    return sa.select(decision.c.few).scalar_subquery(), ids_array
+    ids = sa.func.coalesce(sa.select(gate.c.ids).scalar_subquery(), sa.literal_column("'{}'"))
+    return sa.select(few).scalar_subquery(), ids
 
 
 def _ranges_on(
     ranges: Sequence[tuple[str, Any]], column: sa.Column
 ) -> list[tuple[RangeFilter, Any]]:
     return [(FILTERS[name], value) for name, value in ranges if FILTERS[name].column is column]
-
-
-def _at_most(conditions: list, most: int) -> sa.ColumnElement[bool]:
-    """Whether at most `most` links meet `conditions` (counting stops at `most` + 1)."""
-    links = sa.select(movie_genre.c.movie_id).where(*conditions).limit(_sql_int(most + 1))
-    count = sa.select(sa.func.count()).select_from(links.subquery()).scalar_subquery()
-    return count <= _sql_int(most)
 
 
 def _sql_int(value: int) -> sa.ColumnElement[int]:
@@ -563,7 +588,7 @@ def _ordered_select(query: MovieQuery, after: Keyset | None, fetch: int | None) 
             fetch,
         )
     genres = list(query.genres) if query.genres else None
-    ways = genre_ways(genres, query.ranges)
+    ways = genre_ways(genres, query.ranges, several_genres=len(query.genres) > 1)
     return _list_select(filter_conditions(query), query.sort, after, fetch, ways)
 
 
@@ -594,7 +619,7 @@ def list_sql(query: MovieQuery, after: Keyset | None = None) -> tuple[str, dict[
 def _filter_shape(query: MovieQuery) -> tuple:
     """Which filters a query uses (not their values): part of the shape of its SQL."""
     return (
-        bool(query.genres),
+        min(len(query.genres), 2),  # none, one or several
         tuple(name for name, _ in query.ranges),
         query.include_adult,
         bool(query.genres_any),
@@ -651,7 +676,7 @@ def _compile_list(shape: tuple) -> str:
         )
         after = Keyset(values, sa.bindparam("after_id", type_=movie.c.id.type))  # type: ignore[arg-type]
     fetch = sa.bindparam("fetch", type_=sa.Integer)
-    ways = genre_ways(*_bound_genres_and_ranges(filter_shape))
+    ways = genre_ways(*_bound_genres_and_ranges(filter_shape), several_genres=filter_shape[0] > 1)
     statement = _list_select(_bound_conditions(filter_shape), sort, after, fetch, ways)
     return statement.compile(dialect=DIALECT).string
 

@@ -166,8 +166,9 @@ def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
             genre.c.id,
             sa.literal(row.year, movie_user.c.year.type),
             sa.literal(row.rating, movie_user.c.rating.type),
+            q.genre_bits(fields["genres"]),
         ).where(genre.c.name.in_(fields["genres"]))
-        columns = ["movie_id", "genre_id", "year", "rating"]
+        columns = ["movie_id", "genre_id", "year", "rating", "genre_bits"]
         conn.execute(sa.insert(movie_genre_user).from_select(columns, links))
     return row
 

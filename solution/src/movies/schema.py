@@ -62,6 +62,9 @@ def _apply(conn: sa.Connection, scripts: list[tuple[str, str]], digest: str) -> 
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
     if applied_digest(conn) == digest:  # another process got there first
         return
+    # A request's statement timeout (the API's engine) must not cut a migration short: it would
+    # roll back and be tried again, and time out again, on every request.
+    conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
     dbapi_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.cursor()
     try:

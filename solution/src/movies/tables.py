@@ -12,6 +12,8 @@ from sqlalchemy.dialects import postgresql
 metadata = sa.MetaData()
 
 C_TEXT = sa.Text(collation="C")
+# Genre ids below this have a bit in movie_genre.genre_bits (a signed bigint: bits 0 to 62).
+GENRE_BITS = 63
 
 
 def _movie_columns(*, generated: bool = False) -> list[sa.Column]:
@@ -46,6 +48,8 @@ def _movie_genre_columns(*, generated: bool = False) -> list[sa.Column]:
         # The movie's year and rating, repeated for the genre-year way (query.genre_ways).
         sa.Column("year", sa.SmallInteger),
         sa.Column("rating", sa.Numeric(3, 1)),
+        # The movie's genres as bits, 1 << genre id for ids below GENRE_BITS; -1 when unknown.
+        sa.Column("genre_bits", sa.BigInteger, nullable=False),
     ]
 
 

@@ -156,8 +156,8 @@ def build_seed(count: int = 320, seed: int = SEED) -> tuple[list[dict], list[dic
 
 
 def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[dict]:
-    """Write the seed with SQL (movie_imdb, movie_user, links with their movies' year and rating,
-    the genre sizes, one dataset_load row).
+    """Write the seed with SQL (movie_imdb, movie_user, links with their movies' year, rating and
+    genre bits, the genre sizes, one dataset_load row).
 
     Returns the user rows with their generated ids.
     """
@@ -165,6 +165,10 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
     user = [{**row, **search_columns(row)} for row in user]
     with engine.begin() as conn:
         genre_ids = {name: gid for name, gid in conn.execute(sa.text("SELECT name, id FROM genre"))}
+
+        def bits(names: list[str]) -> int:
+            return sum(1 << genre_ids[name] for name in set(names))
+
         columns = list(imdb[0])
         conn.execute(
             sa.text(
@@ -179,14 +183,15 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
                 "genre_id": genre_ids[name],
                 "year": row["year"],
                 "rating": row["rating"],
+                "genre_bits": bits(row["genres"]),
             }
             for row in imdb
             for name in row["genres"]
         ]
         conn.execute(
             sa.text(
-                "INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating) "
-                "VALUES (:movie_id, 'imdb', :genre_id, :year, :rating)"
+                "INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating, "
+                "genre_bits) VALUES (:movie_id, 'imdb', :genre_id, :year, :rating, :genre_bits)"
             ),
             links,
         )
@@ -209,14 +214,15 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
             for name in row["genres"]:
                 conn.execute(
                     sa.text(
-                        "INSERT INTO movie_genre_user (movie_id, genre_id, year, rating) "
-                        "VALUES (:m, :g, :year, :rating)"
+                        "INSERT INTO movie_genre_user (movie_id, genre_id, year, rating, "
+                        "genre_bits) VALUES (:m, :g, :year, :rating, :bits)"
                     ),
                     {
                         "m": new_id,
                         "g": genre_ids[name],
                         "year": row["year"],
                         "rating": row["rating"],
+                        "bits": bits(row["genres"]),
                     },
                 )
             created.append({**row, "id": new_id, "source": "user"})

@@ -101,6 +101,13 @@ def test_nasty_rows_load_exactly(engine: sa.Engine, database_url: str, tmp_path:
         "SELECT count(*) FROM movie_genre_imdb AS l JOIN movie_imdb AS m ON m.id = l.movie_id "
         "WHERE l.year IS DISTINCT FROM m.year OR l.rating IS DISTINCT FROM m.rating",
     )
+    # ... and the bits of all its movie's genres.
+    assert 0 == scalar(
+        engine,
+        "SELECT count(*) FROM movie_genre_imdb AS l JOIN movie_imdb AS m ON m.id = l.movie_id "
+        "WHERE l.genre_bits <> (SELECT bit_or(1::bigint << g.id) FROM genre AS g "
+        "WHERE g.name = ANY (m.genres))",
+    )
     assert 0 == scalar(
         engine,
         "SELECT count(*) FROM genre WHERE imdb_movies <> "

@@ -245,9 +245,34 @@ def test_genre_links_are_one_per_distinct_pair_and_none_for_null_genres() -> Non
     assert genre_names(movies) == ["Comedy", "Drama", "Noir-Fiction"]
     links = genre_links(movies, {"Drama": 9, "Comedy": 6, "Noir-Fiction": 29, "War": 27})
     first = {"movie_id": "tt0000001", "source": "imdb", "year": "1999", "rating": "7.5"}
+    first_bits = (1 << 6) | (1 << 9)
+    third = {"movie_id": "tt0000003", "source": "imdb", "year": None, "rating": None}
     assert links.to_pylist() == [
-        {**first, "genre_id": 6},
-        {**first, "genre_id": 9},
-        {"movie_id": "tt0000003", "source": "imdb", "genre_id": 29, "year": None, "rating": None},
+        {**first, "genre_id": 6, "genre_bits": first_bits},
+        {**first, "genre_id": 9, "genre_bits": first_bits},
+        {**third, "genre_id": 29, "genre_bits": 1 << 29},
     ]
     assert genre_sizes(links) == {6: 1, 9: 1, 29: 1}
+
+
+def test_genre_bits_cover_every_genre_of_the_movie_and_skip_ids_beyond_the_bits() -> None:
+    """Bits 0-62 of a signed bigint: genre 62 is the last with a bit, 63 and later have none
+    (queries never narrow by them; the movie rows still answer for them)."""
+    import pyarrow as pa
+
+    movies = pa.table(
+        {
+            "tconst": ["tt0000001", "tt10000002"],
+            "genres": ["A,B,C", "C"],
+            "startYear": ["1999", "2001"],
+            "averageRating": [None, "1.0"],
+        }
+    )
+    links = genre_links(movies, {"A": 1, "B": 62, "C": 63})
+    assert [(link["genre_id"], link["genre_bits"]) for link in links.to_pylist()] == [
+        (1, 2 | 1 << 62),
+        (62, 2 | 1 << 62),
+        (63, 2 | 1 << 62),
+        (63, 0),
+    ]
+    assert genre_links(movies.slice(0, 0), {"A": 1}).num_rows == 0

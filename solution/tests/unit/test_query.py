@@ -153,12 +153,17 @@ def test_keyset_json_round_trip_keeps_decimal_exact() -> None:
 
 def test_list_sql_is_compiled_once_per_shape() -> None:
     sort = q.parse_sort("-rating,title")
-    one = q.MovieQuery(genres=("Action",), ranges=(("year_gte", 1990),), sort=sort, limit=5)
+    one = q.MovieQuery(
+        genres=("Action", "Crime", "Drama"), ranges=(("year_gte", 1990),), sort=sort, limit=5
+    )
     two = q.MovieQuery(genres=("Drama", "War"), ranges=(("year_gte", 2001),), sort=sort, limit=50)
     sql_one, params_one = q.list_sql(one, q.Keyset((Decimal("8.7"), "NA"), "tt0000001"))
     sql_two, params_two = q.list_sql(two, q.Keyset((Decimal("1.0"), '"'), "tt12345678"))
     assert sql_one is sql_two
-    assert params_one["genres"] == ["Action"] and params_two["genres"] == ["Drama", "War"]
+    assert params_one["genres"] == ["Action", "Crime", "Drama"]
+    assert params_two["genres"] == ["Drama", "War"]
+    single_genre = dataclasses.replace(one, genres=("Action",))
+    assert q.list_sql(single_genre)[0] != q.list_sql(one)[0], "one genre needs no bits"
     assert params_two["fetch"] == 51 and params_two["after_1"] == '"'
     sql_null, _ = q.list_sql(one, q.Keyset((None, "NA"), "tt0000001"))
     assert sql_null != sql_one and "movie.rating IS NULL" in sql_null
@@ -186,10 +191,16 @@ def test_genre_links_shape_binds_only_the_query_values() -> None:
     assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
     assert sql.count("genre_links_gate AS") == 1
     assert "min(genre.imdb_movies)" not in sql, "a year filter bounds the span itself"
-    assert f"<= {q.GENRE_LINKS_CANDIDATES}" in sql and f"<= {q.GENRE_LINKS_SPAN}" in sql
+    assert f"<= {q.GENRE_LINKS_CANDIDATES}" in sql and f"LIMIT {q.GENRE_LINKS_SPAN + 1}" in sql
+    assert "movie_genre.genre_bits &" in sql, "the other genre narrows the links"
     without_rating = dataclasses.replace(query, ranges=query.ranges[1:])
     sql, _ = q.list_sql(without_rating)
-    assert f"<= {q.GENRE_LINKS_SPAN}" not in sql, "without a rating filter one count suffices"
+    assert f"LIMIT {q.GENRE_LINKS_SPAN + 1}" in sql, "the bits still narrow the span"
+    one_genre = dataclasses.replace(without_rating, genres=("Romance",))
+    sql, params = q.list_sql(one_genre)
+    assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
+    assert "genre_bits" not in sql, "one genre: every link of the span is a candidate"
+    assert f"LIMIT {q.GENRE_LINKS_CANDIDATES + 1}" in sql and f"{q.GENRE_LINKS_SPAN}" not in sql
     genre_only, params = q.list_sql(q.MovieQuery(genres=("Film-Noir",)))
     assert "min(genre.imdb_movies)" in genre_only and "OFFSET 0" in genre_only
     assert set(re.findall(r"%\((\w+)\)s", genre_only)) == set(params)

@@ -224,8 +224,8 @@ def record_genre_sizes(cur, sizes: dict[int, int]) -> None:
 
 
 def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
-    """COPY the (movie_id, source, genre_id, year, rating) rows, as CSV, into the staging link
-    table.
+    """COPY the (movie_id, source, genre_id, year, rating, genre_bits) rows, as CSV, into the
+    staging link table.
 
     FREEZE (allowed: the table is new in this transaction) marks its pages all-visible, so the
     genre-year way reads them from its index alone from the first query on.
@@ -233,7 +233,7 @@ def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
     started = time.perf_counter()
     with _ChunkReader(csv_chunks) as reader:
         cur.copy_expert(
-            f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id, year, rating) "
+            f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id, year, rating, genre_bits) "
             "FROM STDIN WITH (FORMAT csv, FREEZE)",
             reader,
             size=1 << 20,
