@@ -16,6 +16,7 @@ from movies.loader.transform import (
     genre_links,
     genre_names,
     genre_sizes,
+    rarest_genre_first,
     to_movie_rows,
 )
 
@@ -276,3 +277,29 @@ def test_genre_bits_cover_every_genre_of_the_movie_and_skip_ids_beyond_the_bits(
         (63, 0),
     ]
     assert genre_links(movies.slice(0, 0), {"A": 1}).num_rows == 0
+
+
+def test_movies_are_grouped_by_their_rarest_genre_rarest_first() -> None:
+    """Noir (1 movie) < War (2) < Drama (4); ties of counts by name; no genre last; each group
+    keeps the order it had."""
+    import pyarrow as pa
+
+    movies = pa.table(
+        {
+            "tconst": [f"tt000000{i}" for i in range(1, 8)],
+            "genres": ["Drama", "Drama,War", None, "Noir,Drama", "War", "Drama,Drama", "Zed"],
+        }
+    )
+    ordered = rarest_genre_first(movies)
+    assert ordered["tconst"].to_pylist() == [
+        "tt0000004",  # Noir
+        "tt0000007",  # Zed: also 1 movie, after Noir by name
+        "tt0000002",  # War
+        "tt0000005",
+        "tt0000001",  # Drama
+        "tt0000006",
+        "tt0000003",  # no genre
+    ]
+    assert ordered.sort_by("tconst").equals(movies)
+    no_genres = pa.table({"tconst": ["tt0000001"], "genres": pa.array([None], pa.string())})
+    assert rarest_genre_first(no_genres).equals(no_genres)

@@ -32,6 +32,7 @@ from movies.loader.transform import (
     join_ratings,
     mean_rating,
     movie_csv_chunks,
+    rarest_genre_first,
     select_movies,
     select_ratings,
 )
@@ -134,7 +135,8 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
 
 
 def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = False) -> pa.Table:
-    """Read both files into one table of valid movies, ratings left-joined; fill `report`.
+    """Read both files into one table of valid movies, ratings left-joined, grouped by their
+    rarest genre (`rarest_genre_first`); fill `report`.
 
     The ratings file is read on a second thread while this one reads the basics file (Arrow's
     parser and the decompressor release the GIL).
@@ -152,7 +154,7 @@ def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = Fals
         report.ratings_rows_read,
         movies.num_rows,
     )
-    return join_ratings(movies, ratings, report)
+    return rarest_genre_first(join_ratings(movies, ratings, report))
 
 
 def _read_ratings(path: Path) -> tuple[pa.Table, LoadReport]:
