@@ -25,9 +25,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 # Extensions that bind to the app: each is `init_app(app, settings)`, called in this order at the
-# end of create_app (request logging, metrics, rate limits...). Add new ones here.
+# end of create_app (metrics, rate limits...). Add new ones here.
 EXTENSIONS: list[Callable[[Flask, Settings], None]] = [
-    observability.init_app,
     security.init_app,
     caching.init_app,
 ]
@@ -60,9 +59,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for init_extension in EXTENSIONS:
         init_extension(app, settings)
-    # WSGI layers, innermost first: 304s and kept responses before Flask, the client address
-    # fix around everything.
+    # WSGI layers, innermost first: 304s and kept responses before Flask; the door headers, the
+    # request id and the access line of every response; the client address fix around all.
     app.wsgi_app = edge.FastAnswers(app)  # type: ignore[method-assign]
+    security.add_door_headers(app, settings)
+    observability.init_app(app)
     security.trust_proxies(app, settings)
     return app
 

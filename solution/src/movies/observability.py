@@ -4,24 +4,29 @@
 collectors). `init_app(app)` gives every request an id (the caller's `X-Request-ID` when it is
 sane, else a fresh one), returns it as `X-Request-ID`, stamps it on every log record emitted while
 the request runs, and logs one line per request: method, path, status, duration, request id.
+It does so as a WSGI layer (`RequestLog`) around the app, so that every response gets them, the
+ones answered before Flask (api/edge.py) included, at the cost of a list append per header.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, has_request_context, request
 
 from movies.config import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 ACCESS_LOGGER = "movies.access"
+REQUEST_ID_KEY = "movies.request_id"  # the request's id, in its WSGI environ
 
 # A caller's id is echoed into logs and headers: printable, no spaces, bounded, or it is replaced.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+/=-]{1,128}")
@@ -40,7 +45,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+            record.request_id = current_request_id() or "-"
         return True
 
 
@@ -93,6 +98,10 @@ def configure_logging(settings: Settings) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # No format here names the thread, the process or the calling line: spare every record
+    # looking them up (the logging HOWTO's "Optimization").
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     # pgserver logs every pg_ctl/initdb command line with its full output at INFO: detail for
     # debugging the embedded server, noise otherwise.
     logging.getLogger("pgserver").setLevel(
@@ -101,48 +110,63 @@ def configure_logging(settings: Settings) -> None:
 
 
 def request_id_from(header: str | None) -> str:
-    """The caller's request id if it is sane (1-128 URL-safe characters), else a new uuid4 hex."""
+    """The caller's request id if it is sane (1-128 URL-safe characters), else a new random one
+    (32 hex digits, as a uuid4's)."""
     if header and _SANE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def current_request_id() -> str | None:
     """The id of the request being handled, or None outside a request."""
-    return g.get("request_id") if has_request_context() else None
+    return request.environ.get(REQUEST_ID_KEY) if has_request_context() else None
 
 
 def init_app(app: Flask, settings: Settings | None = None) -> None:
-    """Attach request ids and the per-request access log line to `app`.
+    """Give every response of `app` a request id and an access line: wrap `app.wsgi_app` in a
+    `RequestLog`. Call it after adding the WSGI layers whose answers it should see.
 
     `settings` is unused (the signature of create_app's extensions): the log level and format
     belong to the process, set by `configure_logging` in the gunicorn config or the CLI.
     """
-    # First of the app's before_request hooks, whenever it is registered: a request that another
-    # hook turns away (503, 429) still carries the caller's id and its full duration.
-    app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
-    app.after_request(_finish_request)
+    app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]
 
 
-def _start_request() -> None:
-    g.request_started = time.perf_counter()
-    g.request_id = request_id_from(request.environ.get("HTTP_X_REQUEST_ID"))
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _finish_request(response: Response) -> Response:
-    context = g._get_current_object()
-    request_id = getattr(context, "request_id", None) or request_id_from(None)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    if log.isEnabledFor(logging.INFO):
-        started = getattr(context, "request_started", None)
-        log_access(
-            request.method,
-            request.full_path.rstrip("?"),
-            response.status_code,
-            started,
-            request_id,
-        )
-    return response
+class RequestLog:
+    """The WSGI layer of `init_app`: the request id and the access line of every request."""
+
+    def __init__(self, wsgi_app: WsgiApp) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        environ[REQUEST_ID_KEY] = request_id
+        statuses: list[str] = []
+
+        def start_with_id(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            headers.append((REQUEST_ID_HEADER, request_id))
+            statuses.append(status)
+            return start_response(status, headers, *exc_info)
+
+        body = self.wsgi_app(environ, start_with_id)
+        if statuses and log.isEnabledFor(logging.INFO):
+            path = _wsgi_text(environ.get("PATH_INFO", "")) or "/"
+            query = environ.get("QUERY_STRING")
+            full_path = f"{path}?{_wsgi_text(query)}" if query else path
+            status = int(statuses[-1][:3])
+            log_access(environ["REQUEST_METHOD"], full_path, status, started, request_id)
+        return body
+
+
+def _wsgi_text(raw: str) -> str:
+    """A WSGI string (latin-1 of the raw bytes) as the text it encodes, as Flask reads it."""
+    return raw.encode("latin-1").decode("utf-8", "replace")
 
 
 def log_access(method: str, path: str, status: int, started: float | None, request_id: str) -> None:

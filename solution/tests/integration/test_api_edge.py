@@ -28,7 +28,8 @@ def edge_app(make_seeded_app: Callable[..., Flask]) -> Callable[..., Flask]:
 def count_flask_answers(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths of the requests the fast answers passed on to Flask."""
     edge = app.wsgi_app
-    assert isinstance(edge, FastAnswers)
+    while not isinstance(edge, FastAnswers):
+        edge = edge.wsgi_app  # a layer around it (request log, door headers)
     passed: list[str] = []
     flask = edge.next_layer
 

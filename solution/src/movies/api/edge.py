@@ -2,17 +2,16 @@
 
 A data GET whose ETag the client holds, or whose response the worker keeps (movies.api.caching),
 needs no routing, no parameters and no query, and Flask's request handling would cost more than
-the answer itself. `FastAnswers`, a WSGI layer in front of Flask, gives these answers with
-everything Flask's hooks give any other response: the rate-limit count (a request over its
-budget goes on to Flask, which answers the 429), the request id, the door headers and the access
-line. Anything else goes to Flask, as do these requests whenever the worker must read the data
+the answer itself. `FastAnswers`, a WSGI layer in front of Flask, gives these answers after
+counting them against the rate limit (a request over its budget goes on to Flask, which answers
+the 429). The WSGI layers around it give them what they give every response: the door headers
+(security.DoorHeaders), the request id and the access line (observability.RequestLog).
+Anything else goes to Flask, as do these requests whenever the worker must read the data
 version again; the `conditional` views then give the same answers.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,17 +19,15 @@ from flask import Flask
 
 from movies.api.caching import DataVersion, etag_of
 from movies.api.security import READ_METHODS, REFUSED_KEY
-from movies.observability import ACCESS_LOGGER, REQUEST_ID_HEADER, log_access, request_id_from
 
 # The paths of the data GETs (the views decorated with `conditional`).
 DATA_PREFIXES = ("/movies", "/genres", "/dataset")
-access_log = logging.getLogger(ACCESS_LOGGER)
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
 class FastAnswers:
-    """The WSGI layer; `app.extensions` holds the caching state, door headers and rate limits."""
+    """The WSGI layer; `app.extensions` holds the caching state and the rate limits."""
 
     def __init__(self, app: Flask) -> None:
         self.next_layer = app.wsgi_app
@@ -39,7 +36,6 @@ class FastAnswers:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        started = time.perf_counter()
         answer = self._answer(environ)
         if answer is None:
             return self.next_layer(environ, start_response)
@@ -51,18 +47,7 @@ class FastAnswers:
                 environ[REFUSED_KEY] = refused
                 return self.next_layer(environ, start_response)
         status, headers, body = answer
-        path = _path(environ)
-        doors = self.extensions["movies.door_headers"]
-        headers.extend(doors.for_response(path, environ.get("HTTP_ORIGIN")))
-        if doors.writers:
-            headers.append(("Vary", "Origin"))
-        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
-        headers.append((REQUEST_ID_HEADER, request_id))
         start_response(status, headers)
-        if access_log.isEnabledFor(logging.INFO):
-            query = environ.get("QUERY_STRING")
-            full_path = f"{path}?{_text(query)}" if query else path
-            log_access(method, full_path, int(status[:3]), started, request_id)
         return [b""] if method == "HEAD" else [body]
 
     def _answer(self, environ: dict[str, Any]) -> Answer | None:
@@ -90,12 +75,3 @@ class FastAnswers:
         if version.last_modified_header is not None:
             headers.append(("Last-Modified", version.last_modified_header))
         return "200 OK", headers, kept.body
-
-
-def _text(raw: str) -> str:
-    """A WSGI string (latin-1 of the raw bytes) as the text it encodes, as Flask reads it."""
-    return raw.encode("latin-1").decode("utf-8", "replace")
-
-
-def _path(environ: dict[str, Any]) -> str:
-    return _text(environ.get("PATH_INFO", "")) or "/"

@@ -1,7 +1,8 @@
 """The doors of the API: rate limits per client, the CORS policy, and security headers.
 
-`init_app(app, settings)` (one of create_app's EXTENSIONS) installs the following, and
-`trust_proxies` the client address fix:
+`init_app(app, settings)` (one of create_app's EXTENSIONS) installs the following,
+`add_door_headers` the headers (a WSGI layer, so that answers given before Flask get them too),
+and `trust_proxies` the client address fix:
 
 - **Rate limits**, counted per client address by `limits` (Flask-Limiter's engine):
   `settings.rate_limit_reads` for every GET and HEAD except /healthz and /readyz (unknown
@@ -31,7 +32,8 @@ import io
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from limits import RateLimitItem, parse_many
@@ -97,19 +99,35 @@ class WorkerMemoryStorage(MemoryStorage):
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Install the client address fix, CORS, rate limits and security headers on `app`.
+    """Install CORS preflights, rate limits and the body cap on `app`: one before_request hook.
 
     :raise ConfigError: if the rate-limit storage URI cannot be used.
     """
+    # In this order: a preflight is answered without counting, a refused request never reads
+    # its body.
+    checks: list[Callable[[], Response | None]] = []
     if settings.cors_origins:
-        # Before the rate limits: a preflight is answered without counting.
-        app.before_request(_answer_preflight(settings.cors_origins))
+        checks.append(_answer_preflight(settings.cors_origins))
     if settings.rate_limit_reads or settings.rate_limit_writes:
         limits = app.extensions["movies.rate_limits"] = RateLimits(settings)
-        app.before_request(limits.check)
-    app.before_request(buffer_unsized_body)
-    doors = app.extensions["movies.door_headers"] = DoorHeaders(settings.cors_origins)
-    app.after_request(doors.add)
+        checks.append(limits.check)
+    checks.append(buffer_unsized_body)
+
+    @app.before_request
+    def guard_the_doors() -> Response | None:
+        for check in checks:
+            answer = check()
+            if answer is not None:
+                return answer
+        return None
+
+
+def add_door_headers(app: Flask, settings: Settings) -> None:
+    """Give every response of `app` the door headers: wrap `app.wsgi_app` in `DoorHeaders`.
+
+    Call it after adding the WSGI layers whose answers need them.
+    """
+    app.wsgi_app = DoorHeaders(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign]
 
 
 def trust_proxies(app: Flask, settings: Settings) -> None:
@@ -246,14 +264,31 @@ def _answer_preflight(origins: tuple[str, ...]) -> Callable[[], Response | None]
 
 
 class DoorHeaders:
-    """The headers every response gets: security headers, and CORS for the configured origins."""
+    """The WSGI layer of `add_door_headers`: security headers, CORS for the configured origins,
+    and `Cache-Control: no-store` on errors that chose no caching (errors are not to be cached)."""
 
-    def __init__(self, origins: tuple[str, ...]) -> None:
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], origins: tuple[str, ...]) -> None:
+        self.wsgi_app = wsgi_app
         self.any_reader = "*" in origins
         self.writers = frozenset(origins) - {"*"}
 
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        door_headers = self.for_response(environ.get("PATH_INFO", ""), environ.get("HTTP_ORIGIN"))
+
+        def start_with_doors(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            headers.extend(door_headers)
+            if status[0] in "45" and not any(n.lower() == "cache-control" for n, _ in headers):
+                headers.append(("Cache-Control", "no-store"))
+            if self.writers:
+                _vary_on_origin(headers)  # the allowed origin is echoed per request
+            return start_response(status, headers, *exc_info)
+
+        return self.wsgi_app(environ, start_with_doors)
+
     def for_response(self, path: str, origin: str | None) -> list[tuple[str, str]]:
-        """The headers for a successful response to `path` from a page of `origin`."""
+        """The headers for a response to `path` from a page of `origin`."""
         headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
         if not path.startswith(DOCS_PREFIX):
             headers.append(("Content-Security-Policy", API_CSP))
@@ -263,13 +298,11 @@ class DoorHeaders:
             headers.append(("Access-Control-Expose-Headers", EXPOSED_HEADERS))
         return headers
 
-    def add(self, response: Response) -> Response:
-        """after_request: set them on `response` (errors are not to be cached either)."""
-        headers = response.headers
-        for name, value in self.for_response(request.path, request.environ.get("HTTP_ORIGIN")):
-            headers[name] = value
-        if response.status_code >= 400 and "Cache-Control" not in headers:
-            headers["Cache-Control"] = "no-store"
-        if self.writers:
-            response.vary.add("Origin")  # the allowed origin is echoed per request
-        return response
+
+def _vary_on_origin(headers: list[tuple[str, str]]) -> None:
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == "vary":
+            if "origin" not in value.lower():
+                headers[index] = (name, f"{value}, Origin")
+            return
+    headers.append(("Vary", "Origin"))
