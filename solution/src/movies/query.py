@@ -481,21 +481,22 @@ def _few_links(names: Any, ranges: Sequence[tuple[str, Any]], several: bool) -> 
         .limit(_sql_int(1))
         .scalar_subquery()
     )
-    in_span = [
+    in_years = [
         movie_genre.c.genre_id == rarest,
         *(f.op(movie_genre.c.year, v) for f, v in _ranges_on(ranges, movie.c.year)),
     ]
-    narrowing = [f.op(movie_genre.c.rating, v) for f, v in _ranges_on(ranges, movie.c.rating)]
+    rated = [f.op(movie_genre.c.rating, v) for f, v in _ranges_on(ranges, movie.c.rating)]
+    links = _links_in_years(in_years, rated)
+    narrowing = []
     if several:
         wanted = genre_bits(names)
-        narrowing.append(movie_genre.c.genre_bits.op("&")(wanted) == wanted)
-    # Links of the span that are no candidates are read for nothing: with narrowing conditions,
-    # a longer span may still hold few candidates.
+        narrowing.append(links.c.genre_bits.op("&")(wanted) == wanted)
+    # Links read that are no candidates are read for nothing: with the genre bits narrowing
+    # them, a longer read may still hold few candidates.
     read_most = GENRE_LINKS_SPAN if narrowing else GENRE_LINKS_CANDIDATES
     candidate = sa.and_(*narrowing) if narrowing else sa.true()
     span = (
-        sa.select(movie_genre.c.movie_id, candidate.label("candidate"))
-        .where(*in_span)
+        sa.select(links.c.movie_id, candidate.label("candidate"))
         .limit(_sql_int(read_most + 1))
         .subquery("span")
     )
@@ -512,6 +513,36 @@ def _few_links(names: Any, ranges: Sequence[tuple[str, Any]], several: bool) -> 
     # In coalesce the subquery is an array value (`= ANY (SELECT ...)` would compare with its rows).
     ids = sa.func.coalesce(sa.select(gate.c.ids).scalar_subquery(), sa.literal_column("'{}'"))
     return sa.select(few).scalar_subquery(), ids
+
+
+def _links_in_years(in_years: list, rated: list) -> Any:
+    """The (movie_id, genre_bits) of the links meeting `in_years` and `rated`, index only.
+
+    With rating conditions each year is read as its own index range, (genre, year, ratings): the
+    links of the other ratings are skipped, not read (the 720 Romance links of the 1990s rated 7
+    or more, not all 6,305 of the 1990s). The years run from the first to the last that the
+    genre's links have within the bounds (two index probes), so open bounds cost nothing.
+    """
+    if not rated:
+        columns = [movie_genre.c.movie_id, movie_genre.c.genre_bits]
+        return sa.select(*columns).where(*in_years).subquery("year_links")
+    # generate_series takes integers (smallints are ambiguous to it).
+    first, last = (
+        sa.cast(sa.select(edge(movie_genre.c.year)).where(*in_years).scalar_subquery(), sa.Integer)
+        for edge in (sa.func.min, sa.func.max)
+    )
+    years = sa.func.generate_series(first, last).table_valued("year").render_derived("span_years")
+    per_year = (
+        sa.select(movie_genre.c.movie_id, movie_genre.c.genre_bits)
+        .where(*in_years[:1], movie_genre.c.year == years.c.year, *rated)
+        .offset(_sql_int(0))  # kept a subquery: one index range per year, never a join
+        .lateral("year_links")
+    )
+    return (
+        sa.select(per_year.c.movie_id, per_year.c.genre_bits)
+        .select_from(years.join(per_year, sa.true()))
+        .subquery("rated_links")
+    )
 
 
 def _ranges_on(

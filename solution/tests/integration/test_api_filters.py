@@ -195,6 +195,21 @@ GENRE_QUERIES: dict[str, tuple[dict[str, str], Callable[[dict], bool]]] = {
             and _le("year", 2005)(m)
         ),
     ),
+    "two genres, years, a rating ceiling, title": (
+        {
+            "genre": "Action,Thriller",
+            "year_gte": "1985",
+            "year_lte": "2010",
+            "rating_lte": "7",
+            "sort": "title",
+        },
+        lambda m: (
+            {"Action", "Thriller"} <= set(m["genres"])
+            and _ge("year", 1985)(m)
+            and _le("year", 2010)(m)
+            and _le("rating", 7)(m)
+        ),
+    ),
     "genre, years up to, rating below": (
         {"genre": "Drama", "year_lte": "1996", "rating_lt": "8", "sort": "year"},
         lambda m: "Drama" in m["genres"] and _le("year", 1996)(m) and _le("rating", 7.9)(m),

@@ -192,14 +192,16 @@ def test_genre_links_shape_binds_only_the_query_values() -> None:
     assert sql.count("genre_links_gate AS") == 1
     assert "min(genre.imdb_movies)" not in sql, "a year filter bounds the span itself"
     assert f"<= {q.GENRE_LINKS_CANDIDATES}" in sql and f"LIMIT {q.GENRE_LINKS_SPAN + 1}" in sql
-    assert "movie_genre.genre_bits &" in sql, "the other genre narrows the links"
+    assert "rated_links.genre_bits &" in sql, "the other genre narrows the links"
+    assert "generate_series" in sql and "JOIN LATERAL" in sql, "rated: one index range a year"
     without_rating = dataclasses.replace(query, ranges=query.ranges[1:])
     sql, _ = q.list_sql(without_rating)
     assert f"LIMIT {q.GENRE_LINKS_SPAN + 1}" in sql, "the bits still narrow the span"
+    assert "generate_series" not in sql, "unrated: the years are one index range"
     one_genre = dataclasses.replace(without_rating, genres=("Romance",))
     sql, params = q.list_sql(one_genre)
     assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
-    assert "genre_bits" not in sql, "one genre: every link of the span is a candidate"
+    assert "genre_bits &" not in sql, "one genre: every link of the span is a candidate"
     assert f"LIMIT {q.GENRE_LINKS_CANDIDATES + 1}" in sql and f"{q.GENRE_LINKS_SPAN}" not in sql
     genre_only, params = q.list_sql(q.MovieQuery(genres=("Film-Noir",)))
     assert "min(genre.imdb_movies)" in genre_only and "OFFSET 0" in genre_only
