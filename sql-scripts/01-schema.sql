@@ -121,13 +121,14 @@ CREATE TABLE IF NOT EXISTS movie_genre_user PARTITION OF movie_genre (source DEF
 DROP INDEX IF EXISTS movie_genre_genre_idx;
 
 -- The genre-year way (solution/src/movies/query.py, "Genres: few candidates, found first").
--- Each link repeats its movie's year and rating, so one B-tree range finds the movies of a genre
--- in a span of years with their ratings, without touching the movie rows: "Comedy and Romance of
--- the 1990s rated 7 or more" reads the 6,305 Romance links of those years and fetches the 138
--- movies that qualify (with the genre bits below), where the GIN and the year and rating B-trees
--- would each produce tens of thousands of candidates to intersect. `genre.imdb_movies` (set by every load) names the rarest
--- genre of a request, the one whose links are read, and tells a rare genre, whose few movies the
--- GIN index finds before they are sorted.
+-- Each link repeats its movie's year and rating, so B-tree ranges find the movies of a genre in a
+-- span of years with their ratings, without touching the movie rows: "Comedy and Romance of the
+-- 1990s rated 7 or more" reads the 720 Romance links of those years rated 7 or more (one range a
+-- year) and fetches the 138 movies that qualify (with the genre bits below), where the GIN and
+-- the year and rating B-trees would each produce tens of thousands of candidates to intersect.
+-- `genre.imdb_movies` (set by every load) names the rarest genre of a request, the one whose
+-- links are read, and tells a rare genre, whose few movies the GIN index finds before they are
+-- sorted.
 ALTER TABLE genre ADD COLUMN IF NOT EXISTS imdb_movies integer NOT NULL DEFAULT 0;
 DO $$
 BEGIN

@@ -51,9 +51,10 @@ Genres: few candidates, found first
       movies of one genre in a span of years. The links of the rarest requested genre
       (`genre.imdb_movies`, set by every load) in those years that pass the rating filters and
       have the other requested genres' bits are the candidates. One index-only read of at most
-      GENRE_LINKS_SPAN links (GENRE_LINKS_CANDIDATES when nothing narrows the span) collects
-      them, once per statement; when they are few (at most GENRE_LINKS_CANDIDATES), the page is
-      fetched by id among them.
+      GENRE_LINKS_SPAN links (GENRE_LINKS_CANDIDATES when no bits narrow them) collects them,
+      once per statement; with a rating filter it reads one index range a year, so links of
+      other ratings are skipped. When the candidates are few (at most GENRE_LINKS_CANDIDATES),
+      the page is fetched by id among them.
     - Without one: when the rarest requested genre has at most SMALL_GENRE movies, its movies are
       selected in a subquery PostgreSQL plans apart (OFFSET 0: through the GIN index, as nothing
       there asks for an order) and sorted afterwards.
