@@ -169,9 +169,9 @@ def _wsgi_text(raw: str) -> str:
     return raw.encode("latin-1").decode("utf-8", "replace")
 
 
-def log_access(method: str, path: str, status: int, started: float | None, request_id: str) -> None:
+def log_access(method: str, path: str, status: int, started: float, request_id: str) -> None:
     """Log the access line of a request that began at `started` (time.perf_counter())."""
-    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else 0.0
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
     if not path.isprintable():
         path = _CONTROL_CHARACTERS.sub(_escape, path)
     log.info(

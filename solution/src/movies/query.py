@@ -482,20 +482,17 @@ def _few_links(names: Any, ranges: Sequence[tuple[str, Any]], several: bool) -> 
         .limit(_sql_int(1))
         .scalar_subquery()
     )
-    in_years = [
-        movie_genre.c.genre_id == rarest,
-        *(f.op(movie_genre.c.year, v) for f, v in _ranges_on(ranges, movie.c.year)),
-    ]
+    years = [f.op(movie_genre.c.year, v) for f, v in _ranges_on(ranges, movie.c.year)]
     rated = [f.op(movie_genre.c.rating, v) for f, v in _ranges_on(ranges, movie.c.rating)]
-    links = _links_in_years(in_years, rated)
-    narrowing = []
+    links = _links_in_years(movie_genre.c.genre_id == rarest, years, rated)
+    candidate: sa.ColumnElement[bool] = sa.true()
+    read_most = GENRE_LINKS_CANDIDATES
     if several:
         wanted = genre_bits(names)
-        narrowing.append(links.c.genre_bits.op("&")(wanted) == wanted)
-    # Links read that are no candidates are read for nothing: with the genre bits narrowing
-    # them, a longer read may still hold few candidates.
-    read_most = GENRE_LINKS_SPAN if narrowing else GENRE_LINKS_CANDIDATES
-    candidate = sa.and_(*narrowing) if narrowing else sa.true()
+        candidate = links.c.genre_bits.op("&")(wanted) == wanted
+        # Links read that are no candidates are read for nothing: with the genre bits narrowing
+        # them, a longer read may still hold few candidates.
+        read_most = GENRE_LINKS_SPAN
     span = (
         sa.select(links.c.movie_id, candidate.label("candidate"))
         .limit(_sql_int(read_most + 1))
@@ -516,8 +513,9 @@ def _few_links(names: Any, ranges: Sequence[tuple[str, Any]], several: bool) -> 
     return sa.select(few).scalar_subquery(), ids
 
 
-def _links_in_years(in_years: list, rated: list) -> Any:
-    """The (movie_id, genre_bits) of the links meeting `in_years` and `rated`, index only.
+def _links_in_years(of_genre: sa.ColumnElement[bool], years: list, rated: list) -> Any:
+    """The (movie_id, genre_bits) of the links meeting `of_genre`, `years` and `rated`, index
+    only.
 
     With rating conditions each year is read as its own index range, (genre, year, ratings): the
     links of the other ratings are skipped, not read (the 720 Romance links of the 1990s rated 7
@@ -526,22 +524,27 @@ def _links_in_years(in_years: list, rated: list) -> Any:
     """
     if not rated:
         columns = [movie_genre.c.movie_id, movie_genre.c.genre_bits]
-        return sa.select(*columns).where(*in_years).subquery("year_links")
+        return sa.select(*columns).where(of_genre, *years).subquery("year_links")
     # generate_series takes integers (smallints are ambiguous to it).
     first, last = (
-        sa.cast(sa.select(edge(movie_genre.c.year)).where(*in_years).scalar_subquery(), sa.Integer)
+        sa.cast(
+            sa.select(edge(movie_genre.c.year)).where(of_genre, *years).scalar_subquery(),
+            sa.Integer,
+        )
         for edge in (sa.func.min, sa.func.max)
     )
-    years = sa.func.generate_series(first, last).table_valued("year").render_derived("span_years")
+    span_years = (
+        sa.func.generate_series(first, last).table_valued("year").render_derived("span_years")
+    )
     per_year = (
         sa.select(movie_genre.c.movie_id, movie_genre.c.genre_bits)
-        .where(*in_years[:1], movie_genre.c.year == years.c.year, *rated)
+        .where(of_genre, movie_genre.c.year == span_years.c.year, *rated)
         .offset(_sql_int(0))  # kept a subquery: one index range per year, never a join
         .lateral("year_links")
     )
     return (
         sa.select(per_year.c.movie_id, per_year.c.genre_bits)
-        .select_from(years.join(per_year, sa.true()))
+        .select_from(span_years.join(per_year, sa.true()))
         .subquery("rated_links")
     )
 
