@@ -147,6 +147,10 @@ class WrkResult:
     non_2xx: int
     socket_errors: int
     bytes_read: int = 0
+    # CPU (user + system) per completed request, of the server's workers and of PostgreSQL's
+    # processes during the run; None where not measured.
+    worker_cpu_us: float | None = None
+    database_cpu_us: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +165,7 @@ class Probe:
     url: str
     headers: tuple[str, ...] = ()
     max_response_bytes: float | None = None
+    server_pid: int | None = None  # the gunicorn master whose workers' CPU is counted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,6 +441,43 @@ def worker_pids(master_pid: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process of `pids` still alive, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
+class CpuMeter:
+    """CPU spent by the children of some parent processes (gunicorn workers, PostgreSQL
+    backends) between `start()` and `per_request()`: the processes alive at the start count."""
+
+    def __init__(self, parent_pids: list[int | None]) -> None:
+        self.parent_pids = parent_pids
+        self._before: list[dict[int, float]] = []
+
+    def start(self) -> None:
+        self._before = [cpu_seconds(worker_pids(pid)) if pid else {} for pid in self.parent_pids]
+
+    def per_request(self, requests: int) -> list[float | None]:
+        """Microseconds per request of each parent's children (None for a parent not given)."""
+        spent: list[float | None] = []
+        for pid, before in zip(self.parent_pids, self._before, strict=True):
+            if not pid or not requests:
+                spent.append(None)
+                continue
+            after = cpu_seconds(list(before))
+            total = sum(after[child] - before[child] for child in after)
+            spent.append(total / requests * 1e6)
+        return spent
+
+
 def rss_bytes(pid: int) -> int | None:
     """VmRSS of process `pid`, or None if it has exited."""
     try:
@@ -629,6 +671,32 @@ def render_table(shapes: list[Shape], results: dict[str, list[WrkResult]]) -> li
     return lines
 
 
+def _median_cpu(runs: list[WrkResult], field: str) -> str:
+    values = [getattr(r, field) for r in runs if getattr(r, field) is not None]
+    return f"{statistics.median(values):,.0f}" if values else "n/a"
+
+
+def render_cpu(shapes: list[Shape], results: dict[str, list[WrkResult]]) -> list[str]:
+    """Markdown table of the median CPU per request of the workers and of PostgreSQL: where
+    the time of each query shape goes, beside the ceiling's workers."""
+    lines = [
+        "| query | cached: workers | uncached: workers | uncached: PostgreSQL |",
+        "|---|---:|---:|---:|",
+        f"| {CEILING} | {_median_cpu(results[CEILING], 'worker_cpu_us')} | | |",
+    ]
+    for shape in shapes:
+        if shape.skipped:
+            continue
+        cached = results[shape_key(CACHED, shape.label)]
+        uncached = results[shape_key(UNCACHED, shape.label)]
+        lines.append(
+            f"| {shape.label} | {_median_cpu(cached, 'worker_cpu_us')} "
+            f"| {_median_cpu(uncached, 'worker_cpu_us')} "
+            f"| {_median_cpu(uncached, 'database_cpu_us')} |"
+        )
+    return lines
+
+
 def discovery_target(case: Discovery) -> str:
     parts = []
     if case.min_share is not None:
@@ -693,9 +761,14 @@ def measure(
     probes: list[Probe],
     args: argparse.Namespace,
     export: Callable[[], ExportResult],
+    database_pid: int | None = None,
 ) -> tuple[dict[str, list[WrkResult]], list[ExportResult]]:
     """Warm every URL up, then measure in rounds: the ceiling (the first probe), every other
-    probe, then this round's export downloads; finally the ceiling again."""
+    probe, then this round's export downloads; finally the ceiling again.
+
+    Each run also counts the CPU of its server's workers and of the processes of the
+    PostgreSQL server `database_pid` (None: not counted).
+    """
 
     def checked(action: Callable[[], T]) -> T:
         try:
@@ -706,9 +779,13 @@ def measure(
             raise
 
     def measure_probe(probe: Probe, duration_s: int, warmup: bool = False) -> WrkResult:
-        return checked(
+        meter = CpuMeter([probe.server_pid, database_pid])
+        meter.start()
+        figures = checked(
             lambda: run_wrk(probe, duration_s, args.connections, args.threads, warmup=warmup)
         )
+        workers, database = meter.per_request(figures.requests)
+        return dataclasses.replace(figures, worker_cpu_us=workers, database_cpu_us=database)
 
     for probe in probes:
         log.info("warm-up %d s: %s", args.warmup, probe.key)
@@ -837,7 +914,9 @@ def set_up_and_measure(args: argparse.Namespace) -> Measured:
         ceiling = start_ceiling(default_body, scratch, env, data_dir)
         servers.append(ceiling)
         probes = make_probes(ceiling, apis, shapes, cases)
-        results, exports = measure(servers, probes, args, lambda: download_export(uncached, movies))
+        results, exports = measure(
+            servers, probes, args, lambda: download_export(uncached, movies), database.pid()
+        )
     finally:
         for server in reversed(servers):
             server.stop()
@@ -874,17 +953,20 @@ def make_probes(
     ceiling: Server, apis: dict[str, Server], shapes: list[Shape], cases: list[Discovery]
 ) -> list[Probe]:
     """Every URL to measure: the ceiling, each shape on each API, each discovery case."""
-    probes = [Probe(CEILING, ceiling.base_url + "/movies")]
+    probes = [Probe(CEILING, ceiling.base_url + "/movies", server_pid=ceiling.pid)]
     for shape in shapes:
         if not shape.skipped:
             probes += [
-                Probe(shape_key(name, shape.label), server.base_url + shape.path)
+                Probe(
+                    shape_key(name, shape.label), server.base_url + shape.path,
+                    server_pid=server.pid,
+                )
                 for name, server in apis.items()
-            ]
+            ]  # fmt: skip
     probes += [
         Probe(
             case.key, apis[case.server].base_url + case.path, case.headers,
-            case.max_response_bytes,
+            case.max_response_bytes, apis[case.server].pid,
         )
         for case in cases
     ]  # fmt: skip
@@ -921,6 +1003,10 @@ def report_lines(measured: Measured, args: argparse.Namespace) -> list[str]:
         *render_table(measured.shapes, measured.results),
         "",
         f"target: >= {TARGET_SHARE:.0%} of the ceiling's req/s and p99 <= {TARGET_P99_MS:g} ms",
+        "",
+        "CPU per request, microseconds (user + system, median over rounds; wrk's not counted):",
+        "",
+        *render_cpu(measured.shapes, measured.results),
         "",
         "Discovery (same rounds):",
         "",

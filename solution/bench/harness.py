@@ -147,6 +147,10 @@ class EmbeddedDatabase:
         log.info("embedded PostgreSQL in %s (%s)", self.pgdata, "reused" if already else "started")
         return self.url
 
+    def pid(self) -> int | None:
+        """The running server's postmaster pid (its backends are its children), or None."""
+        return _postmaster_pid(self.pgdata)
+
     def stop(self, timeout_s: float = 60) -> None:
         """Fast shutdown (SIGINT: roll back sessions, checkpoint, exit) of a server we started."""
         pid = self._started_pid
@@ -234,6 +238,11 @@ class Server:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (the gunicorn master), once started."""
+        return self.process.pid if self.process else None
 
     def start(self, ready_path: str = "/readyz", timeout_s: float = 60) -> None:
         """Start the process and wait until `ready_path` answers 200.

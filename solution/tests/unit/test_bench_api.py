@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import bench_api as bench
 import pytest
@@ -100,6 +101,41 @@ def test_rss_sampler_sees_the_children_of_a_process() -> None:
         assert child.pid in rss.before
         assert rss.growth() >= 0
         assert rss.samples >= 2
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_render_cpu_shows_the_median_per_request_of_workers_and_postgres() -> None:
+    def run(workers: float | None, database: float | None = None) -> object:
+        return bench.WrkResult(1000, 5.0, 1000, 0, 0, 300_000, workers, database)
+
+    shapes = [bench.Shape("list", "/movies", 20), bench.Shape("deep", "", 0, skipped="few pages")]
+    results = {
+        bench.CEILING: [run(500), run(600), run(700)],
+        bench.shape_key(bench.CACHED, "list"): [run(550)],
+        bench.shape_key(bench.UNCACHED, "list"): [run(1500, 200), run(1300, 300)],
+    }
+    lines = bench.render_cpu(shapes, results)
+    assert lines[2] == f"| {bench.CEILING} | 600 | | |"
+    assert lines[3] == "| list | 550 | 1,400 | 250 |"
+    assert len(lines) == 4  # the skipped shape has no row
+    results[bench.shape_key(bench.UNCACHED, "list")] = [run(1500)]
+    assert bench.render_cpu(shapes, results)[3] == "| list | 550 | 1,500 | n/a |"
+
+
+def test_cpu_meter_counts_the_children_of_a_process() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        meter = bench.CpuMeter([os.getpid(), None])
+        meter.start()
+        deadline = time.monotonic() + 10
+        while bench.cpu_seconds([child.pid])[child.pid] < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers, database = meter.per_request(100)
+        assert workers is not None and workers > 0
+        assert database is None
+        assert meter.per_request(0) == [None, None]
     finally:
         child.kill()
         child.wait()
