@@ -17,6 +17,12 @@ median requests/s and median p99 per URL, and the share of the ceiling as the me
 of each run against the two ceiling runs around it. A query shape meets its target when it
 reaches 50 % of the ceiling's requests/s with p99 <= 20 ms.
 
+Where each request's time goes: during every run the CPU time (user + system, from /proc) of
+the server's workers (the gunicorn master's children) and of the PostgreSQL server's processes
+(the postmaster's children) is divided by the requests wrk completed. With both cores busy,
+req/s is about 2 cores / (workers + PostgreSQL + wrk CPU per request), so this table says which
+side a shape must shed to come closer to the ceiling.
+
 The discovery table (same rounds):
 - `q=` title search for a common, a middling and a rare word of the synthetic titles, on the
   uncached server (their cost is the query): p99 <= 30 ms. The number of matches is read with
