@@ -57,7 +57,8 @@ Genres: few candidates, found first
       the page is fetched by id among them.
     - Without one: when the rarest requested genre has at most SMALL_GENRE movies, its movies are
       selected in a subquery PostgreSQL plans apart (OFFSET 0: through the GIN index, as nothing
-      there asks for an order) and sorted afterwards.
+      there asks for an order), only their sort keys are sorted, and the page's rows are then
+      fetched by primary key.
 
     Every filter still applies to the movie rows. Otherwise the usual plan runs.
 """
@@ -572,8 +573,9 @@ def _list_select(
     ways: Sequence[Way] = USUAL,
 ) -> sa.Executable:
     ordering = order_by(sort)
+    keys = [movie.c.id, movie.c.source, *(key.column for key in sort)]
     branches = [
-        _branch(way, conditions, branch, ordering).limit(fetch)
+        _branch(way, conditions, branch, ordering, keys, fetch)
         for branch in keyset_branches(sort, after)
         for way in ways
     ]
@@ -582,14 +584,35 @@ def _list_select(
     return sa.union_all(*branches).limit(fetch)
 
 
-def _branch(way: Way, conditions: list, branch: Any, ordering: list) -> sa.Select:
-    """The rows of one keyset branch by one way, in order (not yet limited)."""
+def _branch(
+    way: Way, conditions: list, branch: Any, ordering: list, keys: list, fetch: Any
+) -> sa.Select:
+    """The rows of one keyset branch by one way, in order, at most `fetch` (None: all)."""
     if not way.apart:
-        return sa.select(*MOVIE_COLUMNS).where(*conditions, *way.extra, branch).order_by(*ordering)
-    found = sa.select(*movie.c).where(*conditions, *way.extra).offset(_sql_int(0)).subquery("found")
-    adapt = sql_util.ClauseAdapter(found).traverse
-    columns = [adapt(column) for column in MOVIE_COLUMNS]
-    return sa.select(*columns).where(adapt(branch)).order_by(*map(adapt, ordering))
+        return (
+            sa.select(*MOVIE_COLUMNS)
+            .where(*conditions, *way.extra, branch)
+            .order_by(*ordering)
+            .limit(fetch)
+        )
+    # Sorting whole rows would project every found movie's columns; only the primary key and
+    # the sort keys are sorted, and the page's rows are then fetched by primary key (Film-Noir:
+    # a quarter less PostgreSQL time for a page).
+    found = sa.select(*keys).where(*conditions, *way.extra).offset(_sql_int(0)).subquery("found")
+    in_found = sql_util.ClauseAdapter(found).traverse
+    page = (
+        sa.select(found)
+        .where(in_found(branch))
+        .order_by(*map(in_found, ordering))
+        .limit(fetch)
+        .subquery("page")
+    )
+    in_page = sql_util.ClauseAdapter(page).traverse
+    return (
+        sa.select(*MOVIE_COLUMNS)
+        .join_from(movie, page, (movie.c.id == page.c.id) & (movie.c.source == page.c.source))
+        .order_by(*map(in_page, ordering))
+    )
 
 
 def list_statement(query: MovieQuery, after: Keyset | None = None) -> sa.Executable:

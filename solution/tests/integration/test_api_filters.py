@@ -218,6 +218,10 @@ GENRE_QUERIES: dict[str, tuple[dict[str, str], Callable[[dict], bool]]] = {
         {"genre": "film-noir", "sort": "-rating"},
         lambda m: "Film-Noir" in m["genres"],
     ),
+    "a genre alone, two keys": (
+        {"genre": "film-noir", "sort": "-year,votes"},
+        lambda m: "Film-Noir" in m["genres"],
+    ),
     "genre, one year": (
         {"genre": "film-noir", "year": "1993", "sort": "title"},
         lambda m: "Film-Noir" in m["genres"] and m["year"] == 1993,
