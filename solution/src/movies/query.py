@@ -420,7 +420,7 @@ def keyset_branches(sort: Sequence[SortKey], keyset: Keyset | None) -> list[sa.C
 
 GENRE_LINKS_SPAN = 10_000  # links the gate reads at most (index only: about a millisecond)
 GENRE_LINKS_CANDIDATES = 2_000  # movies fetched by id at most (a few milliseconds)
-SMALL_GENRE = 2_000  # movies of a genre found through the GIN index, then sorted (about 1 ms)
+SMALL_GENRE = 2_000  # movies of a genre found through the GIN index, keys sorted (under 1 ms)
 
 
 @dataclass(frozen=True)
