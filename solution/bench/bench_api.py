@@ -437,14 +437,20 @@ def worker_pids(master_pid: int) -> list[int]:
         pass  # a kernel without CONFIG_PROC_CHILDREN: look at every process's parent
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name, in parentheses, may hold spaces: the parent pid follows it.
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == master_pid:
+        fields = _stat_fields(stat)
+        if fields and int(fields[1]) == master_pid:  # the parent pid
             pids.append(int(stat.parent.name))
     return pids
+
+
+def _stat_fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat file after the command name (state, parent pid, ...),
+    or None if the process has exited."""
+    try:
+        # The command name, in parentheses, may hold spaces and parentheses: skip past the last.
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -452,11 +458,9 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     seconds = {}
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+        if fields:
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
     return seconds
 
 
@@ -972,7 +976,7 @@ def make_probes(
     probes += [
         Probe(
             case.key, apis[case.server].base_url + case.path, case.headers,
-            case.max_response_bytes, apis[case.server].pid,
+            case.max_response_bytes, server_pid=apis[case.server].pid,
         )
         for case in cases
     ]  # fmt: skip
