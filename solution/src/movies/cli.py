@@ -15,8 +15,6 @@ import click
 
 from movies.config import ConfigError, Settings
 
-DEMO_DATA = Path(__file__).parent / "demo_data"
-
 
 def _settings() -> Settings:
     from movies.observability import configure_logging
@@ -43,7 +41,8 @@ def _database_url(settings: Settings) -> str:
 def main() -> None:
     """IMDb movies: load the public dataset into PostgreSQL and serve it as a REST API.
 
-    Without DATABASE_URL every command uses the embedded PostgreSQL in .data/pgdata.
+    Without DATABASE_URL every command uses the embedded PostgreSQL in .data/pgdata, except
+    `demo`, which keeps its own in .data/demo/pgdata.
     """
 
 
@@ -60,17 +59,16 @@ def load(source: str | None, force: bool) -> None:
 
     Example: movies load --source ./imdb-files
     """
+    settings = _settings()
+    _load(settings, _database_url(settings), source or settings.source, force=force)
+
+
+def _load(settings: Settings, url: str, source: str, *, force: bool) -> None:
     from movies.loader import LoadError, run_load
 
-    settings = _settings()
-    url = _database_url(settings)
     try:
         report = run_load(
-            url,
-            source or settings.source,
-            downloads=settings.downloads,
-            force=force,
-            progress=sys.stderr.isatty(),
+            url, source, downloads=settings.downloads, force=force, progress=sys.stderr.isatty()
         )
     except LoadError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -95,22 +93,25 @@ def init_db() -> None:
 
 @main.command("stop-db")
 def stop_db() -> None:
-    """Stop the embedded PostgreSQL (it keeps running after `movies demo` or `load` exit).
+    """Stop the embedded PostgreSQL servers (they keep running after `movies demo` or `load` exit).
+
+    Stops both the loaded data's server and the demo's own.
 
     Example: movies stop-db
     """
     from movies.embedded import EmbeddedDatabaseError, stop_embedded
 
     settings = _settings()
-    try:
-        stopped = stop_embedded(settings.pgdata)
-    except EmbeddedDatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(
-        f"stopped the embedded PostgreSQL in {settings.pgdata}"
-        if stopped
-        else f"no embedded PostgreSQL running in {settings.pgdata}"
-    )
+    for pgdata in (settings.pgdata, settings.demo_pgdata):
+        try:
+            stopped = stop_embedded(pgdata)
+        except EmbeddedDatabaseError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(
+            f"stopped the embedded PostgreSQL in {pgdata}"
+            if stopped
+            else f"no embedded PostgreSQL running in {pgdata}"
+        )
 
 
 @main.command()
@@ -163,7 +164,12 @@ def serve(host: str, port: int, workers: int | None) -> None:
     Example: movies serve --port 8000
     """
     settings = _settings()
-    env = dict(os.environ, DATABASE_URL=_database_url(settings))
+    _serve(_database_url(settings), host, port, workers)
+
+
+def _serve(url: str, host: str, port: int, workers: int | None) -> None:
+    """Replace this process with gunicorn serving the database at `url`."""
+    env = dict(os.environ, DATABASE_URL=url)
     argv = [
         _gunicorn(),
         "--bind",
@@ -179,12 +185,25 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 @main.command()
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.pass_context
-def demo(ctx: click.Context, port: int) -> None:
-    """Load the bundled demo data into the embedded database, then serve it.
+def demo(port: int) -> None:
+    """Load the bundled demo data into the demo's own embedded database, then serve it.
 
-    Example: movies demo
+    Without DATABASE_URL the demo keeps its own database in .data/demo/pgdata, apart from the
+    one `movies load` fills. It never replaces a real dataset: a database whose latest load came
+    from other files is refused.
+
+    Example: movies demo --port 8000
     """
-    ctx.invoke(load, source=str(DEMO_DATA), force=True)
+    from movies.demo import DEMO_DATA, DemoRefusedError, check_demo_may_load
+    from movies.embedded import EmbeddedDatabaseError, start_embedded
+
+    settings = _settings()
+    try:
+        url = settings.database_url or start_embedded(settings.demo_pgdata)
+        check_demo_may_load(url)
+    except (EmbeddedDatabaseError, DemoRefusedError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    # --force: the demo may replace only its own earlier load (checked above), whatever its size.
+    _load(settings, url, str(DEMO_DATA), force=True)
     click.echo(f"serving on http://127.0.0.1:{port}  (Swagger UI: http://127.0.0.1:{port}/docs)")
-    ctx.invoke(serve, host="127.0.0.1", port=port, workers=None)
+    _serve(url, "127.0.0.1", port, None)

@@ -162,6 +162,11 @@ class Settings:
         return self.data_dir / "pgdata"
 
     @property
+    def demo_pgdata(self) -> Path:
+        """Where the demo's own embedded PostgreSQL keeps its files (never the loaded data's)."""
+        return self.data_dir / "demo" / "pgdata"
+
+    @property
     def downloads(self) -> Path:
         """Where downloaded IMDb files are cached between runs."""
         return self.data_dir / "downloads"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from movies.cli import DEMO_DATA
 from movies.db import create_engine
+from movies.demo import DEMO_DATA
 
 TCONST = re.compile(r"tt[0-9]{7,}")
 INT_OR_NULL = re.compile(r"[0-9]+|\\N")
