@@ -19,6 +19,7 @@ run: $(STAMP)  ## serve whatever data is loaded
 	$(BIN)/movies serve
 
 test: $(STAMP)  ## the whole suite on real PostgreSQL (embedded unless DATABASE_URL is set)
+	solution/scripts/system-packages.sh
 	$(BIN)/ruff check solution
 	$(BIN)/ruff format --check solution
 	cd solution && ../$(BIN)/pytest

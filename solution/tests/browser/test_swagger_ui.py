@@ -76,7 +76,8 @@ def base_url(make_database: Callable[[], str]) -> Iterator[str]:
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
-            f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)"
+            f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)",
+            pytrace=False,
         )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
