@@ -3,8 +3,9 @@
 --   movies_api     reads everything it serves; inserts only movies created through the API.
 --
 -- Both are NOLOGIN here: SQL cannot read the environment, so the compose database gives them a
--- login and a password from .env in 03-logins.sh. Idempotent: every path runs this on each start,
--- and a role that already exists (roles belong to the whole server, not one database) is kept.
+-- login and a password from .env in 03-logins.sh. Idempotent: it runs for every new database and
+-- with the last migration an existing one lacked (movies.schema), and a role that already exists
+-- (roles belong to the whole server, not one database) is kept.
 -- Without CREATEROLE (the loader applying the schema) the IF NOT EXISTS skips the CREATE.
 
 DO $$

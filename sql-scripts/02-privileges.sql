@@ -12,7 +12,9 @@
 -- swaps in is readable at once; the default privilege below also makes every table the loader
 -- creates readable directly.
 --
--- Idempotent, and safe for every role that applies the schema: a superuser (compose init, the
+-- Runs after 01-schema.sql on a new database, and after the last of the migrations an existing
+-- one lacked (movies.schema), so the objects a migration creates get their owner and grants:
+-- idempotent, and safe for every role that applies the schema. A superuser (compose init, the
 -- embedded database, the tests) sets everything; the loader re-grants what it owns; the API role,
 -- which may not change privileges, does nothing here.
 
@@ -20,7 +22,7 @@ DO $$
 DECLARE
     owned_by_loader constant text[] := ARRAY[
         'genre', 'movie', 'movie_imdb', 'movie_user', 'movie_genre', 'movie_genre_imdb',
-        'movie_genre_user', 'dataset_load', 'schema_state'
+        'movie_genre_user', 'dataset_load', 'schema_migration'
     ];
     relation text;
 BEGIN
@@ -48,7 +50,7 @@ BEGIN
     END IF;
 
     GRANT SELECT ON genre, movie, movie_imdb, movie_user, movie_genre, movie_genre_imdb,
-        movie_genre_user, dataset_load, schema_state TO movies_api;
+        movie_genre_user, dataset_load, schema_migration TO movies_api;
     GRANT INSERT ON movie_user, movie_genre_user TO movies_api;
     GRANT USAGE ON SEQUENCE movie_user_number TO movies_api;
     ALTER DEFAULT PRIVILEGES FOR ROLE movies_loader IN SCHEMA public

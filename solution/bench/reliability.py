@@ -866,7 +866,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare_database(server: Database) -> str:
     """A fresh database on the embedded server, with the schema; returns its URL."""
-    from movies.schema import apply_schema
+    from movies import schema
 
     admin = sa.create_engine(
         sa.make_url(server.url).set(drivername="postgresql+psycopg2"), isolation_level="AUTOCOMMIT"
@@ -877,7 +877,7 @@ def prepare_database(server: Database) -> str:
     admin.dispose()
     url = sa.make_url(server.url).set(database=DB_NAME).render_as_string(hide_password=False)
     engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg2"))
-    apply_schema(engine)
+    schema.apply(engine)
     engine.dispose()
     return url
 

@@ -15,15 +15,17 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
+from movies import schema
 from movies.db import create_engine
 from movies.embedded import start_embedded, stop_embedded
-from movies.schema import apply_schema
 
 REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imdb-real"
 REPO = Path(__file__).resolve().parents[2]
+LEGACY_SCHEMA = Path(__file__).resolve().parent / "fixtures" / "schema-1f498af"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,8 +92,8 @@ def compose_server_url(docker_ip: str, docker_services) -> str:
 
 
 @pytest.fixture(scope="session")
-def make_database(server_url: str) -> Iterator[Callable[[], str]]:
-    """Factory: create a new, empty database with the schema applied; return its URL."""
+def make_empty_database(server_url: str) -> Iterator[Callable[[], str]]:
+    """Factory: create a new database without any schema; return its URL."""
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     counter = itertools.count(1)
     created: list[str] = []
@@ -102,17 +104,48 @@ def make_database(server_url: str) -> Iterator[Callable[[], str]]:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING "UTF8"')
         created.append(name)
-        url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        engine = create_engine(url)
-        apply_schema(engine)
-        engine.dispose()
-        return url
+        return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
     yield make
     with admin.connect() as conn:
         for name in created:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def make_database(make_empty_database: Callable[[], str]) -> Callable[[], str]:
+    """Factory: create a new, empty database with the schema applied; return its URL."""
+
+    def make() -> str:
+        url = make_empty_database()
+        engine = create_engine(url)
+        schema.apply(engine)
+        engine.dispose()
+        return url
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_legacy_database(make_empty_database: Callable[[], str]) -> Callable[[], str]:
+    """Factory: a database made as before numbered migrations; return its URL.
+
+    The init scripts of commit 1f498af (tests/fixtures/schema-1f498af), run the way that
+    commit's `apply_schema` ran them: in one transaction, then their digest kept in
+    `schema_state`.
+    """
+
+    def make() -> str:
+        url = make_empty_database()
+        with psycopg2.connect(url) as conn, conn.cursor() as cursor:  # commits at the end
+            for script in sorted(LEGACY_SCHEMA.glob("*.sql")):
+                cursor.execute(script.read_text(encoding="utf-8"))  # no parameters: % stays
+            cursor.execute("INSERT INTO schema_state (digest) VALUES ('1f498af')")
+        conn.close()
+        return url
+
+    return make
 
 
 @pytest.fixture

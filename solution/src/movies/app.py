@@ -9,7 +9,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import Flask, request
 
-from movies import observability
+from movies import observability, schema
 from movies.api import caching, edge, security, views
 from movies.api.connection import close_connection, db, engine_options, engine_url
 from movies.api.docs import register_docs
@@ -18,7 +18,6 @@ from movies.config import Settings
 from movies.db import database_url
 from movies.errors import register_error_handlers
 from movies.repository import GenreVocabulary
-from movies.schema import apply_schema
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ EXTENSIONS: list[Callable[[Flask, Settings], None]] = [
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the API: bind the database, apply the schema (idempotent), register the routes.
+    """Build the API: bind the database, bring its schema up to date, register the routes.
 
     Without `settings`, they are read from the environment.
     :raise ConfigError: if an environment variable is invalid.
@@ -48,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
     )
     db.init_app(app)
-    # An empty database works: the schema scripts are idempotent and serialised by a lock.
+    # An empty or older database works: schema.apply creates or migrates it, under a lock.
     _apply_schema_now_or_on_first_request(app)
     app.extensions["movies.genres"] = GenreVocabulary()
     app.teardown_appcontext(close_connection)
@@ -75,7 +74,7 @@ def _apply_schema_if_permitted(engine: sa.Engine) -> None:
     init scripts and the loader own the schema, and the API serves whatever is there.
     """
     try:
-        apply_schema(engine)
+        schema.apply(engine)
     except sa.exc.ProgrammingError as exc:
         if getattr(exc.orig, "pgcode", None) != "42501":  # insufficient_privilege
             raise

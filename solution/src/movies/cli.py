@@ -77,16 +77,16 @@ def _load(settings: Settings, url: str, source: str, *, force: bool) -> None:
 
 @main.command("init-db")
 def init_db() -> None:
-    """Create the schema (idempotent); the API and the loader also do it on start.
+    """Create the schema or apply the migrations it lacks (the API and the loader do it too).
 
     Example: movies init-db   (or: DATABASE_URL=postgresql://localhost/movies movies init-db)
     """
+    from movies import schema
     from movies.db import create_engine
-    from movies.schema import apply_schema
 
     settings = _settings()
     engine = create_engine(_database_url(settings))
-    apply_schema(engine)
+    schema.apply(engine)
     engine.dispose()
     click.echo("schema is up to date")
 

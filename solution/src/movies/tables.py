@@ -1,6 +1,6 @@
 """SQLAlchemy Core tables mirroring sql-scripts/01-schema.sql.
 
-Metadata only: the SQL scripts create the schema (`movies.schema.apply_schema`); these objects
+Metadata only: the SQL scripts create the schema (`movies.schema.apply`); these objects
 exist so queries are built from columns, never from strings. Never call `create_all`.
 """
 

@@ -163,6 +163,10 @@ def test_database_runs_every_init_script_in_order(compose_config: dict) -> None:
     assert scripts[:3] == ["00-roles.sql", "01-schema.sql", "02-privileges.sql"]
     assert scripts[-1] == "03-logins.sh"
     assert os.access(Path(init["source"]) / "03-logins.sh", os.X_OK)
+    # The entrypoint runs the folder's own files only: a subfolder is "ignored", so the
+    # migrations stay for movies.schema to apply to databases made before them.
+    migrations = Path(init["source"]) / "migrations"
+    assert migrations.is_dir() and sorted(migrations.glob("*.sql"))
 
 
 def test_image_runs_as_non_root_with_a_healthcheck() -> None:
@@ -244,6 +248,8 @@ def test_image_wheel_ships_the_sql_scripts(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for script in ("00-roles.sql", "01-schema.sql", "02-privileges.sql"):
         assert f"movies/sql/{script}" in names
+    migrations = {f"movies/sql/migrations/{p.name}" for p in (PACKAGE / "sql/migrations").iterdir()}
+    assert migrations and migrations - names == set()
     sources = {f"movies/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")}
     assert sources - names == set()
     assert "movies/openapi.yaml" in names

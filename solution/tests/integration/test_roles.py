@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from movies import schema
 from movies.config import Settings
 from movies.db import create_engine
-from movies.schema import apply_schema
 
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -140,24 +140,63 @@ def test_api_role_cannot_touch_imdb_data_or_the_schema(
 
 
 def test_api_role_leaves_an_up_to_date_schema_alone(as_role: Callable[[str], sa.Engine]) -> None:
-    assert apply_schema(as_role("movies_api")) is False
+    assert schema.apply(as_role("movies_api")) is False
 
 
-def test_api_role_cannot_apply_the_schema(
-    seeded_url: str, as_role: Callable[[str], sa.Engine]
-) -> None:
-    admin = create_engine(seeded_url)
+@pytest.fixture
+def seeded_legacy_url(make_legacy_database: Callable[[], str]) -> str:
+    """A database made before numbered migrations (see tests/conftest.py), seeded."""
+    url = make_legacy_database()
+    admin = create_engine(url)
     with admin.begin() as conn:
-        conn.exec_driver_sql("UPDATE schema_state SET digest = 'older scripts'")
+        conn.exec_driver_sql(SEED)
     admin.dispose()
-    with pytest.raises(sa.exc.ProgrammingError) as caught:
-        apply_schema(as_role("movies_api"))
-    assert caught.value.orig.pgcode == INSUFFICIENT_PRIVILEGE
+    return url
+
+
+def recorded_versions(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        if conn.exec_driver_sql("SELECT to_regclass('schema_migration')").scalar() is None:
+            return []
+        versions = conn.exec_driver_sql("SELECT version FROM schema_migration ORDER BY 1")
+        return versions.scalars().all()
+
+
+def test_api_role_cannot_migrate(seeded_legacy_url: str) -> None:
+    api = role_engine(seeded_legacy_url, "movies_api")
+    try:
+        with pytest.raises(sa.exc.ProgrammingError) as caught:
+            schema.apply(api)
+        assert caught.value.orig.pgcode == INSUFFICIENT_PRIVILEGE
+        assert recorded_versions(api) == []
+    finally:
+        api.dispose()
+
+
+def test_loader_role_migrates_and_the_api_reads_the_record(seeded_legacy_url: str) -> None:
+    """The compose upgrade: the loader, which owns the tables, applies what the API may not."""
+    loader = role_engine(seeded_legacy_url, "movies_loader")
+    api = role_engine(seeded_legacy_url, "movies_api")
+    try:
+        assert schema.apply(loader) is True
+        expected = [migration.version for migration in schema.migrations()]
+        assert recorded_versions(api) == expected
+        assert schema.apply(api) is False
+        with api.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM movie").scalar_one() == 2
+            owner = conn.exec_driver_sql(
+                "SELECT relowner::regrole::text FROM pg_class WHERE relname = 'schema_migration'"
+            )
+            assert owner.scalar_one() == "movies_loader"
+        assert_denied(api, "DELETE FROM schema_migration")
+    finally:
+        loader.dispose()
+        api.dispose()
 
 
 def test_loader_role_applies_the_schema_again(as_role: Callable[[str], sa.Engine]) -> None:
     loader = as_role("movies_loader")
-    apply_schema(loader)
+    assert schema.apply(loader) is False
     with loader.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM movie").scalar_one() == 2
 

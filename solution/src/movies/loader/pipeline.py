@@ -15,6 +15,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from movies import schema
 from movies.db import create_engine
 from movies.loader import write
 from movies.loader.errors import LoadError
@@ -36,7 +37,6 @@ from movies.loader.transform import (
     select_movies,
     select_ratings,
 )
-from movies.schema import apply_schema
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def run_load(
     engine = create_engine(url, poolclass=NullPool)
     try:
         with _database_errors("applying the schema"):
-            apply_schema(engine)
+            schema.apply(engine)
         with _database_errors("connecting"):
             fairy = engine.raw_connection()
         try:
