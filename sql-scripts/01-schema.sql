@@ -174,4 +174,4 @@ CREATE TABLE schema_migration (
 
 -- The migrations this definition already contains: a new database is at the latest version.
 INSERT INTO schema_migration (version, name)
-VALUES (1, 'baseline');
+VALUES (1, 'baseline'), (2, 'genre-ids-from-max');

@@ -202,9 +202,13 @@ def copy_movies(cur, csv_chunks: Iterable[bytes]) -> None:
 
 def ensure_genres(cur, names: list[str]) -> dict[str, int]:
     """Add the genre names `genre` lacks (IMDb may add one); return every name's id."""
+    # Only the missing names reach the INSERT: ON CONFLICT alone would draw an identity value
+    # for every name already there, ~28 per load, and new genres would get ever larger ids
+    # (past the 63 that genre bits cover, then past smallint).
     _timed(
         cur,
-        "INSERT INTO genre (name) SELECT unnest(%s::text[]) ORDER BY 1 "
+        "INSERT INTO genre (name) SELECT new.name FROM unnest(%s::text[]) AS new (name) "
+        "WHERE NOT EXISTS (SELECT FROM genre WHERE genre.name = new.name) ORDER BY 1 "
         "ON CONFLICT (name) DO NOTHING",
         (names,),
     )
