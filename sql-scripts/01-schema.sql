@@ -90,12 +90,15 @@ CREATE TABLE movie_imdb PARTITION OF movie
 
 CREATE SEQUENCE movie_user_number;
 
--- User ids start with "um": they can never collide with an IMDb tconst ("tt...").
+-- User ids start with "um": they can never collide with an IMDb tconst ("tt..."). Then the
+-- number, zero-padded to 7 digits (um0000001) and longer past 9,999,999 (um10000000): the
+-- format's 12 leading 9s print digits only where the number has them, its 7 zeros always, so
+-- every bigint has its own id. The check admits exactly those forms (one id per number).
 CREATE TABLE movie_user PARTITION OF movie (
     source DEFAULT 'user',
-    id DEFAULT 'um' || lpad(nextval('movie_user_number')::text, 7, '0'),
+    id DEFAULT 'um' || to_char(nextval('movie_user_number'), 'FM9999999999990000000'),
     created_at DEFAULT now(),
-    CONSTRAINT movie_user_id_is_generated CHECK (id ~ '^um[0-9]{7,}$'),
+    CONSTRAINT movie_user_id_is_generated CHECK (id ~ '^um([0-9]{7}|[1-9][0-9]{7,})$'),
     CONSTRAINT movie_user_imdb_id_is_tconst CHECK (imdb_id ~ '^tt[0-9]{7,9}$')
 ) FOR VALUES IN ('user');
 
@@ -174,4 +177,4 @@ CREATE TABLE schema_migration (
 
 -- The migrations this definition already contains: a new database is at the latest version.
 INSERT INTO schema_migration (version, name)
-VALUES (1, 'baseline'), (2, 'genre-ids-from-max');
+VALUES (1, 'baseline'), (2, 'genre-ids-from-max'), (3, 'user-ids-past-ten-million');

@@ -32,7 +32,8 @@ LIST_PARAMS = frozenset(
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
 _DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,4})?")
 _BOOLEANS = {"true": True, "false": False}
-MOVIE_ID = re.compile(r"(tt|um)[0-9]{7,12}")
+# A tconst, or a user id: "um" and the number, 7 digits zero-padded or up to 19 unpadded (bigint).
+MOVIE_ID = re.compile(r"tt[0-9]{7,12}|um([0-9]{7}|[1-9][0-9]{7,18})")
 IMDB_ID = re.compile(r"tt[0-9]{7,9}")
 
 MAX_TITLE = 500
