@@ -89,7 +89,7 @@ def test_generate_interrupted_leaves_no_complete_looking_files(
         yield "tt0000001\tmovie\tA\tA\t0\t2000\t\\N\t90\tDrama\n", ""
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synthetic, "_chunks", failing_chunks)
+    monkeypatch.setattr(synthetic.files, "row_chunks", failing_chunks)
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path, scale=SCALE)
     assert list(tmp_path.iterdir()) == []
@@ -229,7 +229,7 @@ def test_generate_without_malformed_rows(tmp_path: Path) -> None:
 def test_generate_across_chunks_is_deterministic_and_ordered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(synthetic, "CHUNK_ROWS", 1000)  # 12 chunks instead of one
+    monkeypatch.setattr(synthetic.rows, "CHUNK_ROWS", 1000)  # 12 chunks instead of one
     generate(tmp_path / "a", scale=0.001, seed=3, malformed_every=2500)
     generate(tmp_path / "b", scale=0.001, seed=3, malformed_every=2500)
     for name in (BASICS, RATINGS, MANIFEST):
