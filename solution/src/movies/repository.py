@@ -222,37 +222,56 @@ def data_version(conn: sa.Connection) -> tuple[Any, ...]:
 EXPORT_BATCH_ROWS = 2000
 
 
-def stream_movies(
-    conn: sa.Connection,
-    query: q.MovieQuery,
-    *,
-    timeout_ms: int,
-    batch_rows: int | None = None,
-) -> Iterator[list[tuple]]:
-    """Every movie matching `query`, in its order, as batches of MOVIE_COLUMNS rows.
+def hold_movies(conn: sa.Connection, query: q.MovieQuery) -> HeldMovies:
+    """Declare a cursor WITH HOLD over every movie matching `query`, in its order.
 
-    The rows come from a server-side cursor, so memory stays flat whatever their number. `conn`
-    must be in a transaction (the cursor lives in it); `timeout_ms` becomes the statement timeout
-    of that transaction (0: none), since the first FETCH may have to sort every matching row.
+    `conn` must be in a transaction. The query runs when that transaction commits: PostgreSQL
+    then keeps the whole result in the session (in memory up to `work_mem`, beyond that in a
+    temporary file) and the transaction's locks go. The rows are then fetched outside any
+    transaction, as slowly as the client reads them, holding no lock that a load's swap would
+    wait for. The run at commit escapes `statement_timeout` (PostgreSQL stops that timer before
+    committing); a limit must cancel it from the client. Iterate (or close) the batches to the
+    end: a held cursor outlives its transaction until it is closed.
 
-    :raise sqlalchemy.exc.DBAPIError: on a database failure, at any batch.
+    :raise sqlalchemy.exc.DBAPIError: if the statement cannot be declared.
     """
     compiled = q.export_statement(query).compile(dialect=conn.dialect)
-    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
-    dbapi = conn.dialect.loaded_dbapi
-    cursor = conn.connection.dbapi_connection.cursor(name="movies_export")
-    relevance = query.sort == q.RELEVANCE
-    try:
-        cursor.execute(compiled.string, compiled.params)
-        while rows := cursor.fetchmany(batch_rows or EXPORT_BATCH_ROWS):
-            yield [row[:-1] for row in rows] if relevance else rows
-    except dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(
-            compiled.string, compiled.params, exc, dbapi.Error
-        ) from exc
-    finally:
-        if not cursor.closed:
-            cursor.close()
+    cursor = conn.connection.dbapi_connection.cursor(name="movies_export", withhold=True)
+    held = HeldMovies(cursor, compiled, conn.dialect.loaded_dbapi.Error, query.sort == q.RELEVANCE)
+    held.run(lambda: cursor.execute(compiled.string, compiled.params))
+    return held
+
+
+class HeldMovies:
+    """The result of `hold_movies`: a held server-side cursor, read in batches."""
+
+    def __init__(self, cursor: Any, compiled: Any, dbapi_error: type, relevance: bool) -> None:
+        self._cursor = cursor
+        self._compiled = compiled
+        self._dbapi_error = dbapi_error
+        self._relevance = relevance  # the relevance sort adds its rank as a last column
+
+    def run(self, call: Any) -> Any:
+        """`call()`, its DB-API error raised as SQLAlchemy's (as every other query raises)."""
+        try:
+            return call()
+        except self._dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(
+                self._compiled.string, self._compiled.params, exc, self._dbapi_error
+            ) from exc
+
+    def batches(self, batch_rows: int | None = None) -> Iterator[list[tuple]]:
+        """The rows, MOVIE_COLUMNS each, in batches; closes the cursor at their end or on close.
+
+        :raise sqlalchemy.exc.DBAPIError: on a database failure, at any batch.
+        """
+        size = batch_rows or EXPORT_BATCH_ROWS
+        try:
+            while rows := self.run(lambda: self._cursor.fetchmany(size)):
+                yield [row[:-1] for row in rows] if self._relevance else rows
+        finally:
+            if not self._cursor.closed:
+                self._cursor.close()
 
 
 class GenreVocabulary:

@@ -1,10 +1,14 @@
 """GET /movies/export: every movie matching a list query, streamed as NDJSON or CSV.
 
-Rows come from a server-side cursor in batches (`repository.stream_movies`) on a connection of
+Rows come from a server-side cursor in batches (`repository.hold_movies`) on a connection of
 the export's own, and leave as one chunk per batch: a worker's memory stays flat whatever the
-size of the export. The query runs and its first batch is read before the response starts, so a
-bad or slow query is still a proper error response; a failure later can only cut the stream
-short (and is logged). The whole export is one statement, so it is one consistent snapshot.
+size of the export. The cursor is held (WITH HOLD): the query runs to the end in a short
+transaction of its own, PostgreSQL keeps the result, and the batches are fetched from it outside
+any transaction. A client that reads for minutes therefore holds no lock on the movie tables, and
+a load's swap (which needs them exclusively) neither fails nor makes every reader queue behind it.
+The query runs and its first batch is read before the response starts, so a bad or slow query is
+still a proper error response; a failure later can only cut the stream short (and is logged).
+The whole export is one statement, so it is one consistent snapshot, even across a load.
 
 NDJSON: one Movie object per line, exactly as GET /movies shows it.
 CSV: a header row with the Movie fields in order, then one row per movie; genres joined with
@@ -17,7 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,10 +83,28 @@ def _json_encoder() -> Callable[[Any], bytes]:
 
 def _batches(engine: sa.Engine, query: MovieQuery, timeout_ms: int) -> Batches:
     with engine.connect() as conn:
-        # The server-side cursor needs a transaction; reads elsewhere run in autocommit.
         conn.execution_options(isolation_level="READ COMMITTED")
-        with conn.begin():
-            yield from repository.stream_movies(conn, query, timeout_ms=timeout_ms)
+        with _cancelled_after(conn, timeout_ms), conn.begin():
+            held = repository.hold_movies(conn, query)
+        # The commit ran the query into the held cursor and released the table locks; fetching
+        # in autocommit keeps even a snapshot from being held while the client reads slowly.
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield from held.batches()
+
+
+@contextmanager
+def _cancelled_after(conn: sa.Connection, timeout_ms: int) -> Iterator[None]:
+    """Cancel the connection's running statement (the held cursor's run at commit, which
+    `statement_timeout` does not cover) if the block lasts over `timeout_ms` (0: never)."""
+    if not timeout_ms:
+        yield
+        return
+    timer = threading.Timer(timeout_ms / 1000, conn.connection.dbapi_connection.cancel)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _logged(chunks: Iterator[bytes]) -> Iterator[bytes]:
