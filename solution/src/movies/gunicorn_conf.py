@@ -1,9 +1,17 @@
 """gunicorn settings (`gunicorn --config python:movies.gunicorn_conf`), from Settings.
 
-Sync workers, two per core by default: a list request spends roughly half its time waiting for
+Two workers per core by default: a list request spends roughly half its time waiting for
 PostgreSQL on the same host, so a second worker per core keeps the core busy, while more workers
-only add context switches and database connections (each worker holds one pooled connection per
-thread). Threads stay at 1: the work is CPU-bound Python under the GIL once the database answers.
+only add context switches and database connections (each worker holds up to two pooled
+connections per thread).
+
+The workers are gthread, with a few threads each, for the requests that wait on their client
+rather than on the CPU: an export streamed to a slow client takes minutes. A sync worker spends
+that time in one blocking send, so it cannot tell the master it is alive (it is killed after
+`timeout` seconds, the download cut mid-stream) and it serves nobody else (a few slow downloads
+take every worker). A gthread worker's main thread keeps beating while a thread sends, and its
+other threads go on serving. More threads do not add CPU (the GIL): they only keep a worker
+useful while some of its threads wait.
 The access log is off; request logging is the app's job.
 """
 
@@ -18,7 +26,7 @@ configure_logging(_settings)
 
 workers = _settings.gunicorn_workers
 threads = _settings.gunicorn_threads
-worker_class = "gthread" if threads > 1 else "sync"
+worker_class = "gthread"
 timeout = _settings.gunicorn_timeout_s
 graceful_timeout = _settings.gunicorn_graceful_timeout_s
 limit_request_line = _settings.gunicorn_limit_request_line
