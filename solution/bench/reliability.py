@@ -13,6 +13,9 @@ Scenarios (see solution/RELIABILITY.md):
   restart   stop PostgreSQL under traffic: fast 503s (kept responses for its first second);
             start it: recovery time
   sustain   64 connections for 60 s: zero errors, worker memory flat
+  export    two exports read at 500 KiB/s while the default list is measured with wrk and a
+            load runs: downloads complete, load committed, list p99 <= 20 ms (runs last: it
+            leaves its larger data set loaded)
 
 Example: .venv/bin/python solution/bench/reliability.py --only refresh,kill
 """
@@ -37,6 +40,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import reliability_corrupt as corrupt  # noqa: E402
+import reliability_export as export  # noqa: E402
 import reliability_hostile as hostile  # noqa: E402
 from harness import server_env  # noqa: E402
 from reliability_stack import (  # noqa: E402
@@ -58,7 +62,7 @@ from reliability_traffic import PROBLEM_JSON, RequestMix, Traffic, window  # noq
 from movies.api.caching import VERSION_TTL_S  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("refresh", "kill", "corrupt", "hostile", "restart", "sustain")
+SCENARIOS = ("refresh", "kill", "corrupt", "hostile", "restart", "sustain", "export")
 TOKEN = "reliability-token"
 DB_NAME = "reliability"
 USER_MOVIES = (
@@ -803,6 +807,118 @@ def scenario_sustain(ctx: Context) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# 7. Slow exports during a load
+
+
+EXPORT_FORMATS = ("csv", "ndjson")
+EXPORT_RATE = 500 * 1024  # bytes per second of each slow client
+EXPORT_LIST_P99_MS = 20.0
+SWAP_PHASE = re.compile(r"\bswap: ([\d.]+) s\b")
+
+
+def scenario_export(ctx: Context) -> None:
+    args = ctx.args
+    dataset, _ = synthetic_dataset(
+        ctx.data_dir / "datasets", scale=args.export_scale, seed=args.seed
+    )
+    first = run_load(dataset, ctx.env, force=True)
+    if first.returncode != 0:
+        raise RuntimeError(f"load of the export data set failed: {first.stderr_text[-500:]}")
+    ctx.current = "export"
+    session = requests.Session()
+    movies = session.get(ctx.api.base_url + "/movies?count=exact&limit=1", timeout=30)
+    expected = movies.json()["total"]
+    ctx.row("export", "movies exported (default filters)", f"{expected:,}")
+    list_url = ctx.api.base_url + "/movies"
+    seconds = args.export_wrk_seconds
+    baseline = export.wrk(list_url, seconds, args.clients)
+    workers_before = {p.pid for p in ctx.api.worker_processes()}
+    t0 = time.monotonic()
+    downloads = {
+        fmt: export.Background(
+            lambda fmt=fmt: export.slow_download(ctx.api.base_url, fmt, EXPORT_RATE)
+        )
+        for fmt in EXPORT_FORMATS
+    }
+    time.sleep(1)  # both downloads under way
+    log(f"export: load started; wrk on /movies ({args.clients} connections, {seconds} s)")
+    listing = export.Background(lambda: export.wrk(list_url, seconds, args.clients))
+    loaded = run_load(dataset, ctx.env, force=True)
+    committed = time.monotonic() - t0
+    log(f"export: load ended ({loaded.returncode}) in {loaded.seconds:.1f} s")
+    during = listing.result()
+    done = {fmt: d.result() for fmt, d in downloads.items()}
+    workers_after = {p.pid for p in ctx.api.worker_processes()}
+    retries = [line for _, line in loaded.stderr if "swap attempt" in line]
+    ctx.row(
+        "export",
+        "load during the downloads",
+        f"exit {loaded.returncode} in {loaded.seconds:.1f} s, {len(retries)} swap retries",
+        "committed (exit 0)",
+        loaded.returncode == 0,
+    )
+    ends = ", ".join(f"{fmt} {d.seconds:.0f} s" for fmt, d in done.items())
+    ctx.row(
+        "export",
+        "load ended / downloads ended (s after their start)",
+        f"{committed:.0f} s / {ends}",
+        "load first",
+        all(committed < d.seconds for d in done.values()),
+    )
+    for fmt, d in done.items():
+        want = expected + (1 if fmt == "csv" else 0)
+        how = "ended cleanly" if d.complete else (d.error or f"status {d.status}")
+        ctx.row(
+            "export",
+            f"{fmt} download at 500 KiB/s",
+            f"{d.lines:,} lines, {d.body_bytes / 2**20:.1f} MiB in {d.seconds:.0f} s, {how}",
+            f"{want:,} lines, ended cleanly",
+            d.complete and d.lines == want,
+        )
+    ctx.row("export", "GET /movies before: p99 / max (no export, no load)", _wrk_figures(baseline))
+    errors = during.non_2xx + during.socket_errors
+    ctx.row(
+        "export",
+        "GET /movies during exports + load: p99",
+        _wrk_figures(during),
+        f"<= {EXPORT_LIST_P99_MS:g} ms, 0 errors",
+        during.p99_ms <= EXPORT_LIST_P99_MS and errors == 0,
+    )
+    swap = SWAP_PHASE.search(loaded.stderr_text)
+    # Readers wait while the swap holds the tables (until its commit), so the slowest list
+    # request is about the swap phase; an export holding a lock would add the swap's retries.
+    ctx.row(
+        "export",
+        "slowest GET /movies / the load's swap phase",
+        f"{during.max_ms:.0f} ms / {swap.group(1) if swap else '?'} s",
+    )
+    ctx.row(
+        "export",
+        "gunicorn workers replaced",
+        len(workers_before - workers_after),
+        "0",
+        workers_before == workers_after,
+    )
+    ctx.details["export"] = {
+        "expected_movies": expected,
+        "downloads": {fmt: asdict(d) for fmt, d in done.items()},
+        "load_seconds": loaded.seconds,
+        "load_committed_s": committed,
+        "load_stderr_tail": loaded.stderr_text[-2000:],
+        "wrk_before": asdict(baseline),
+        "wrk_during": asdict(during),
+    }
+
+
+def _wrk_figures(run: export.ListRun) -> str:
+    errors = run.non_2xx + run.socket_errors
+    return (
+        f"{run.p99_ms:.1f} ms / {run.max_ms:.0f} ms, {run.requests_per_s:,.0f} req/s, "
+        f"{errors} errors"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def print_table(rows: list[Row]) -> None:
@@ -856,6 +972,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--outage", type=float, default=5.0, help="seconds PostgreSQL stays down")
     parser.add_argument("--sustain-clients", type=int, default=64)
     parser.add_argument("--sustain-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--export-scale", type=float, default=0.2, help="export data set (0.2: about 140 k movies)"
+    )
+    parser.add_argument("--export-wrk-seconds", type=int, default=40, help="each wrk run")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.only) - set(SCENARIOS)
