@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -251,7 +251,7 @@ class HeldMovies:
         self._dbapi_error = dbapi_error
         self._relevance = relevance  # the relevance sort adds its rank as a last column
 
-    def run(self, call: Any) -> Any:
+    def run(self, call: Callable[[], Any]) -> Any:
         """`call()`, its DB-API error raised as SQLAlchemy's (as every other query raises)."""
         try:
             return call()
@@ -260,12 +260,13 @@ class HeldMovies:
                 self._compiled.string, self._compiled.params, exc, self._dbapi_error
             ) from exc
 
-    def batches(self, batch_rows: int | None = None) -> Iterator[list[tuple]]:
-        """The rows, MOVIE_COLUMNS each, in batches; closes the cursor at their end or on close.
+    def batches(self) -> Iterator[list[tuple]]:
+        """The rows, MOVIE_COLUMNS each, in batches of EXPORT_BATCH_ROWS; closes the cursor at
+        their end or on close.
 
         :raise sqlalchemy.exc.DBAPIError: on a database failure, at any batch.
         """
-        size = batch_rows or EXPORT_BATCH_ROWS
+        size = EXPORT_BATCH_ROWS
         try:
             while rows := self.run(lambda: self._cursor.fetchmany(size)):
                 yield [row[:-1] for row in rows] if self._relevance else rows
