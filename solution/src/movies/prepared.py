@@ -5,12 +5,9 @@ partitions, a dozen indexes each) planning a page query costs more than running 
 prepared on a connection is parsed once and, once PostgreSQL's plan cache judges a reusable
 plan as good as a fresh one (`plan_cache_mode` auto), planned once.
 
-Which values stay parameters: only those that change from page to page of one listing (the
-keyset values, an id), named by the caller. Every other value (genres, filter bounds, the limit)
-is written into the statement text as a literal, quoted by the driver. So each plan is made for
-its filters: the plan for a rare genre is planned for that genre, never a generic plan for
-"some genre", which PostgreSQL cannot estimate (a rare genre then walks the title index and
-discards thousands of rows: tens of milliseconds instead of two).
+Which values stay parameters is the query package's decision (`movies.query.compiled`, the
+`bound` names of an `Sql`): those stay parameters of the prepared statement, every other value is
+written into its text as a literal, quoted by the driver.
 
 A statement text is prepared the second time a connection runs it, so a one-off query costs one
 plain round trip and no PREPARE. Each connection keeps at most `MAX_PREPARED` statements and
@@ -27,6 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg2.extensions import AsIs
+
+from movies.query import Sql
 
 MAX_PREPARED = 256
 MAX_SEEN = 4096
@@ -46,6 +45,11 @@ class _Registry:
         self.counter = 0
 
 
+def fetch_sql(conn: sa.Connection, sql: Sql) -> list[tuple]:
+    """Run a statement of the query package, prepared as its `bound` names say."""
+    return fetch_all(conn, sql.text, sql.params, sql.bound)
+
+
 def fetch_all(
     conn: sa.Connection, sql: str, params: dict[str, Any], bound: Sequence[str] = ()
 ) -> list[tuple]:
@@ -63,12 +67,7 @@ def fetch_all(
     cursor = fairy.cursor()
     statement: Any = sql
     try:
-        # A parameter the text does not use (a NULL keyset value is spelled IS NULL) is no
-        # parameter of the statement.
-        bound = [name for name in bound if f"%({name})s" in sql]
-        placeholders = {name: AsIs(f"${number}") for number, name in enumerate(bound, 1)}
-        text = cursor.mogrify(sql, {**params, **placeholders})
-        args = [params[name] for name in bound]
+        text, args = prepared_text(cursor, sql, params, bound)
         statement, args = _statement_for(registry, text, args, sql, params)
         try:
             cursor.execute(statement, args)
@@ -90,6 +89,18 @@ def fetch_all(
     finally:
         if not cursor.closed:
             cursor.close()
+
+
+def prepared_text(
+    cursor: Any, sql: str, params: dict[str, Any], bound: Sequence[str]
+) -> tuple[bytes, list[Any]]:
+    """The text a statement is prepared as (`$1`, `$2`... for the `bound` parameters, the other
+    values as literals quoted by `cursor`) and the values of its parameters, in order."""
+    # A parameter the text does not use (a NULL keyset value is spelled IS NULL) is no parameter
+    # of the statement.
+    bound = [name for name in bound if f"%({name})s" in sql]
+    placeholders = {name: AsIs(f"${number}") for number, name in enumerate(bound, 1)}
+    return cursor.mogrify(sql, {**params, **placeholders}), [params[name] for name in bound]
 
 
 def _statement_for(
@@ -131,3 +142,22 @@ def _execute(name: str, count: int) -> str:
     if not count:
         return f"{_WAIT_FOR_SWAP}EXECUTE {name}"
     return f"{_WAIT_FOR_SWAP}EXECUTE {name}({', '.join(['%s'] * count)})"
+
+
+def explain(conn: sa.Connection, sql: Sql, options: str = "ANALYZE") -> tuple[str, list[Any], list]:
+    """EXPLAIN (`options`) of `sql` run as the read path runs it: prepared with the text it is
+    prepared with, executed with its parameters. Returns (that text, the parameters, the plan
+    rows). `options` is trusted text (ANALYZE, BUFFERS, FORMAT JSON...)."""
+    cursor = conn.connection.cursor()
+    try:
+        text, args = prepared_text(cursor, sql.text, sql.params, sql.bound)
+        cursor.execute(b"PREPARE movies_explain AS " + text)
+        try:
+            placeholders = f"({', '.join(['%s'] * len(args))})" if args else ""
+            cursor.execute(f"EXPLAIN ({options}) EXECUTE movies_explain{placeholders}", args)
+            plan = [row[0] for row in cursor.fetchall()]
+        finally:
+            cursor.execute("DEALLOCATE movies_explain")
+        return text.decode(), args, plan
+    finally:
+        cursor.close()

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from movies import query as q
-from movies.prepared import fetch_all
+from movies.prepared import fetch_all, fetch_sql
 from movies.score import weighted_rating
 from movies.search import fold_titles
 from movies.tables import (
@@ -25,27 +25,12 @@ from movies.tables import (
     movie_user,
 )
 
-# Keys with few distinct values (numeric(3, 1) ratings, smallint years). Their keyset values are
-# written into the prepared statement's text: with `rating < 9.3` in the text PostgreSQL estimates
-# a reusable plan as well as a one-off plan and keeps walking the sort index, whereas with
-# `rating < $1` it planned a bitmap scan and a sort (11 ms instead of 0.4 ms for page 2 of
-# genre=Action&rating_gt=8.5&sort=-rating). The other keyset values (titles, votes, ids) vary
-# too much to give each its own statement.
-_FEW_VALUES = frozenset({"rating", "year"})
-
-
-def _page_params(query: q.MovieQuery, params: dict[str, Any]) -> list[str]:
-    """The parameters that change from page to page: they stay prepared-statement parameters."""
-    inlined = {f"after_{index}" for index, key in enumerate(query.sort) if key.name in _FEW_VALUES}
-    return [name for name in params if name.startswith("after_") and name not in inlined]
-
 
 def list_movies(
     conn: sa.Connection, query: q.MovieQuery, after: q.Keyset | None = None
 ) -> tuple[list[tuple], q.Keyset | None]:
     """One page of movies after `after`, and the keyset of the next page (None on the last page)."""
-    sql, params = q.list_sql(query, after)
-    rows = fetch_all(conn, sql, params, bound=_page_params(query, params))
+    rows = fetch_sql(conn, q.page_sql(query, after))
     next_keyset = None
     if len(rows) > query.limit:
         del rows[query.limit :]
@@ -57,7 +42,7 @@ def list_movies(
 
 def count_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
     """The exact number of movies matching the filters."""
-    return conn.execute(q.count_statement(query)).scalar_one()
+    return _run(conn, q.count_sql(query))[0][0]
 
 
 def facet_counts(
@@ -66,27 +51,32 @@ def facet_counts(
     facets: Sequence[str],
     cache: ImdbFacetCache | None = None,
 ) -> dict[str, list[tuple[Any, int]]]:
-    """Per facet, (value, number of movies matching the filters) pairs (`q.facet_statement`).
+    """Per facet, (value, number of movies matching the filters) pairs (`q.facet_sql`).
 
     Unfiltered, the IMDb movies' counts come from `cache` (counting 700,000 movies takes
     hundreds of milliseconds) and only the user movies are counted live.
     """
     if cache is None or not q.is_unfiltered(query):
-        return {facet: _facet_rows(conn, q.facet_statement(query, facet)) for facet in facets}
+        return {facet: _facet_rows(conn, q.facet_sql(query, facet)) for facet in facets}
     counts = {}
     for facet in facets:
         merged = Counter(dict(cache.counts(conn, query, facet)))
-        merged.update(dict(_facet_rows(conn, q.facet_statement(query, facet, source="user"))))
+        merged.update(dict(_facet_rows(conn, q.facet_sql(query, facet, source="user"))))
         counts[facet] = _facet_order(facet, merged)
     return counts
 
 
-def _facet_rows(conn: sa.Connection, statement: sa.Select) -> list[tuple[Any, int]]:
-    return [(value, count) for value, count in conn.execute(statement)]
+def _run(conn: sa.Connection, sql: q.Sql) -> list[tuple]:
+    """A plain (unprepared) statement: aggregates are one-offs, planned for their values."""
+    return [tuple(row) for row in conn.exec_driver_sql(sql.text, sql.params)]
+
+
+def _facet_rows(conn: sa.Connection, sql: q.Sql) -> list[tuple[Any, int]]:
+    return [(value, count) for value, count in _run(conn, sql)]
 
 
 def _facet_order(facet: str, counts: Counter) -> list[tuple[Any, int]]:
-    """The order `q.facet_statement` returns: genres by count then name, decades ascending."""
+    """The order `q.facet_sql` returns: genres by count then name, decades ascending."""
     if facet == "genre":
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return sorted(counts.items(), key=lambda item: (item[0] is None, item[0] or 0))
@@ -109,7 +99,7 @@ class ImdbFacetCache:
         key = (load_id, query.include_adult, facet)
         cached = self._counts.get(key)
         if cached is None:
-            cached = _facet_rows(conn, q.facet_statement(query, facet, source="imdb"))
+            cached = _facet_rows(conn, q.facet_sql(query, facet, source="imdb"))
             with self._lock:
                 self._counts = {k: v for k, v in self._counts.items() if k[0] == load_id}
                 self._counts[key] = cached
@@ -118,10 +108,8 @@ class ImdbFacetCache:
 
 def estimate_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
     """The planner's estimate of the number of movies matching the filters (EXPLAIN, no scan)."""
-    compiled = q.estimate_statement(query).compile(dialect=conn.dialect)
-    plan = conn.exec_driver_sql(
-        f"EXPLAIN (FORMAT JSON) {compiled.string}", compiled.params
-    ).scalar_one()
+    sql = q.estimate_sql(query)
+    plan = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql.text}", sql.params).scalar_one()
     if isinstance(plan, str):  # drivers that do not decode json
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
@@ -129,7 +117,7 @@ def estimate_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
 
 def get_movie(conn: sa.Connection, movie_id: str) -> tuple | None:
     """The movie with this id, or None."""
-    rows = fetch_all(conn, q.movie_by_id_sql(), {"movie_id": movie_id}, bound=["movie_id"])
+    rows = fetch_sql(conn, q.movie_by_id_sql(movie_id))
     return rows[0] if rows else None
 
 
@@ -235,19 +223,19 @@ def hold_movies(conn: sa.Connection, query: q.MovieQuery) -> HeldMovies:
 
     :raise sqlalchemy.exc.DBAPIError: if the statement cannot be declared.
     """
-    compiled = q.export_statement(query).compile(dialect=conn.dialect)
+    sql = q.export_sql(query)
     cursor = conn.connection.dbapi_connection.cursor(name="movies_export", withhold=True)
-    held = HeldMovies(cursor, compiled, conn.dialect.loaded_dbapi.Error, query.sort == q.RELEVANCE)
-    held.run(lambda: cursor.execute(compiled.string, compiled.params))
+    held = HeldMovies(cursor, sql, conn.dialect.loaded_dbapi.Error, query.sort == q.RELEVANCE)
+    held.run(lambda: cursor.execute(sql.text, sql.params))
     return held
 
 
 class HeldMovies:
     """The result of `hold_movies`: a held server-side cursor, read in batches."""
 
-    def __init__(self, cursor: Any, compiled: Any, dbapi_error: type, relevance: bool) -> None:
+    def __init__(self, cursor: Any, sql: q.Sql, dbapi_error: type, relevance: bool) -> None:
         self._cursor = cursor
-        self._compiled = compiled
+        self._sql = sql
         self._dbapi_error = dbapi_error
         self._relevance = relevance  # the relevance sort adds its rank as a last column
 
@@ -257,7 +245,7 @@ class HeldMovies:
             return call()
         except self._dbapi_error as exc:
             raise sa.exc.DBAPIError.instance(
-                self._compiled.string, self._compiled.params, exc, self._dbapi_error
+                self._sql.text, self._sql.params, exc, self._dbapi_error
             ) from exc
 
     def batches(self) -> Iterator[list[tuple]]:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
-import sqlalchemy as sa
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
@@ -168,7 +167,7 @@ def test_export_over_its_time_limit_is_cancelled(
     make_seeded_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The held cursor's query runs at commit, where statement_timeout no longer counts.
-    monkeypatch.setattr(q, "export_statement", lambda query: sa.text("SELECT pg_sleep(10)"))
+    monkeypatch.setattr(q, "export_sql", lambda query: q.Sql("SELECT pg_sleep(10)", {}))
     client = make_seeded_app(export_statement_timeout_ms=300).test_client()
     started = time.monotonic()
     response = client.get("/movies/export")

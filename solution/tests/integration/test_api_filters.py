@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from movies import query as q
+from movies.query import genres as genre_paths
 
 
 def everything(client: FlaskClient, params: dict[str, str]) -> list[dict]:
@@ -237,11 +238,11 @@ def genre_way_app(
     bound admits any) the usual plan."""
     if request.param == "usual plan":
         patch = pytest.MonkeyPatch()
-        patch.setattr(q, "GENRE_LINKS_CANDIDATES", 0)
-        patch.setattr(q, "SMALL_GENRE", -1)
+        patch.setattr(genre_paths, "GENRE_LINKS_CANDIDATES", 0)
+        patch.setattr(genre_paths, "SMALL_GENRE", -1)
         request.addfinalizer(patch.undo)
-    q._compile_list.cache_clear()  # shapes compiled with the other bound
-    request.addfinalizer(q._compile_list.cache_clear)
+    q.statement_text.cache_clear()  # shapes compiled with the other bound
+    request.addfinalizer(q.statement_text.cache_clear)
     yield make_seeded_app(response_cache_mb=0)
 
 

@@ -226,8 +226,8 @@ def test_score_sort_reads_an_index_without_sorting(scored) -> None:
         with engine.connect() as conn:
             conn.exec_driver_sql("SET enable_seqscan = off")
             for sort, direction in (("-score", "Backward"), ("score", "")):
-                sql, params = q.list_sql(q.MovieQuery(sort=q.parse_sort(sort), limit=20))
-                text = "\n".join(conn.exec_driver_sql(f"EXPLAIN {sql}", params).scalars())
+                sql = q.page_sql(q.MovieQuery(sort=q.parse_sort(sort), limit=20))
+                text = "\n".join(conn.exec_driver_sql(f"EXPLAIN {sql.text}", sql.params).scalars())
                 assert re.search(rf"Index Scan {direction}\s*using movie_imdb_score", text), text
                 assert not re.search(r"(^|->\s+)Sort\s+\(", text, re.MULTILINE), text
     finally:

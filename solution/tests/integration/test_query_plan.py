@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from movies import prepared
 from movies import query as q
 from movies.db import create_engine
+from movies.query import genres
 
 ROWS = 100_000
 
@@ -70,13 +72,11 @@ def big_engine(make_database: Callable[[], str]) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def explain(engine: sa.Engine, statement: sa.Executable) -> dict[str, Any]:
-    compiled = statement.compile(dialect=engine.dialect)
+def explain(engine: sa.Engine, sql: q.Sql) -> dict[str, Any]:
+    """The plan of `sql` run as the API runs it (a prepared statement), with actual rows."""
     with engine.connect() as conn:
-        plan = conn.exec_driver_sql(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled.string}", compiled.params
-        ).scalar_one()
-    return plan[0]["Plan"]
+        _, _, plan = prepared.explain(conn, sql, "ANALYZE, FORMAT JSON")
+    return plan[0][0]["Plan"]
 
 
 def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -100,9 +100,9 @@ def page_keyset(engine: sa.Engine, query: q.MovieQuery, offset: int) -> q.Keyset
     From the export statement: its branches have no LIMIT of their own, so OFFSET reaches past
     the first page.
     """
-    statement = q.export_statement(query).limit(1).offset(offset)
+    sql = q.export_sql(query)
     with engine.connect() as conn:
-        row = conn.execute(statement).one()
+        row = conn.exec_driver_sql(f"{sql.text} LIMIT 1 OFFSET {offset}", sql.params).one()
     return q.keyset_of_row(query.sort, row)
 
 
@@ -111,9 +111,9 @@ def page_keyset(engine: sa.Engine, query: q.MovieQuery, offset: int) -> q.Keyset
 )
 def test_deep_page_costs_what_the_first_page_costs(big_engine: sa.Engine, sort: str) -> None:
     query = q.MovieQuery(sort=q.parse_sort(sort), limit=20)
-    first = explain(big_engine, q.list_statement(query))
+    first = explain(big_engine, q.page_sql(query))
     deep_keyset = page_keyset(big_engine, query, ROWS // 2)
-    deep = explain(big_engine, q.list_statement(query, deep_keyset))
+    deep = explain(big_engine, q.page_sql(query, deep_keyset))
 
     assert not any(n["Node Type"] in ("Sort", "Incremental Sort") for n in nodes(deep))
     assert any(n["Node Type"] == "Merge Append" for n in nodes(deep)), "partitions merged in order"
@@ -141,7 +141,7 @@ def test_descending_first_page_reads_the_ascending_index_backward(
     """No descending index: the non-NULL branch walks `(key ASC NULLS LAST, id ASC)` backward
     and fills the page; the NULL branch never runs."""
     query = q.MovieQuery(sort=q.parse_sort(sort), limit=20)
-    plan = explain(big_engine, q.list_statement(query))
+    plan = explain(big_engine, q.page_sql(query))
     assert not sort_nodes(plan)
     append = plan["Plans"][0]
     assert append["Node Type"] == "Append" and len(append["Plans"]) == 2
@@ -159,7 +159,7 @@ def test_descending_first_page_reads_the_ascending_index_backward(
 def test_descending_multi_key_first_page_reads_an_index(big_engine: sa.Engine) -> None:
     """`-rating,title`: the rating index read backward, ties sorted incrementally (no full sort)."""
     query = q.MovieQuery(sort=q.parse_sort("-rating,title"), limit=20)
-    plan = explain(big_engine, q.list_statement(query))
+    plan = explain(big_engine, q.page_sql(query))
     assert "Sort" not in sort_nodes(plan)
     assert any(n["Scan Direction"] == "Backward" for n in index_scans(plan))
     assert scanned_rows(plan) < ROWS // 10
@@ -171,13 +171,12 @@ def test_export_reads_the_sort_index_without_sorting(big_engine: sa.Engine, sort
     from the sort index in order, never from a sort of the whole set. (Descending, the NULL-key
     rows follow in a second branch, ordered by id only; PostgreSQL may sort those.)"""
     query = q.MovieQuery(sort=q.parse_sort(sort))
-    statement = q.export_statement(query)
-    compiled = statement.compile(dialect=big_engine.dialect)
+    sql = q.export_sql(query)
     with big_engine.begin() as conn:
         plan = conn.exec_driver_sql(
-            f"EXPLAIN (FORMAT JSON) DECLARE export CURSOR FOR {compiled.string}", compiled.params
+            f"EXPLAIN (FORMAT JSON) DECLARE export CURSOR FOR {sql.text}", sql.params
         ).scalar_one()[0]["Plan"]
-        rows = conn.execute(statement).all()
+        rows = conn.exec_driver_sql(sql.text, sql.params).all()
     keyed = plan
     if query.sort[0].nullable and query.sort[0].descending:
         assert plan["Node Type"] == "Append" and len(plan["Plans"]) == 2
@@ -201,7 +200,7 @@ def test_export_reads_the_sort_index_without_sorting(big_engine: sa.Engine, sort
 
 def test_null_branch_is_not_run_when_the_first_fills_the_page(big_engine: sa.Engine) -> None:
     query = q.MovieQuery(sort=q.parse_sort("-rating"), limit=20)
-    deep = explain(big_engine, q.list_statement(query, page_keyset(big_engine, query, 1000)))
+    deep = explain(big_engine, q.page_sql(query, page_keyset(big_engine, query, 1000)))
     assert deep["Node Type"] == "Limit"
     append = deep["Plans"][0]
     assert append["Node Type"] == "Append" and len(append["Plans"]) == 2
@@ -211,7 +210,7 @@ def test_null_branch_is_not_run_when_the_first_fills_the_page(big_engine: sa.Eng
 def test_after_a_null_key_only_nulls_are_read_by_index(big_engine: sa.Engine) -> None:
     query = q.MovieQuery(sort=q.parse_sort("-year"), limit=20)
     keyset = q.Keyset((None,), "tt00050001")
-    plan = explain(big_engine, q.list_statement(query, keyset))
+    plan = explain(big_engine, q.page_sql(query, keyset))
     conditions = [
         n.get("Index Cond", "") for n in nodes(plan) if n["Node Type"].startswith("Index")
     ]
@@ -222,36 +221,39 @@ def test_after_a_null_key_only_nulls_are_read_by_index(big_engine: sa.Engine) ->
 def test_keyset_statements_never_use_offset() -> None:
     query = q.MovieQuery(sort=q.parse_sort("-rating,title"), limit=5)
     keyset = q.Keyset((Decimal("5.0"), "x"), "tt00000001")
-    for statement in (q.list_statement(query), q.list_statement(query, keyset)):
-        assert "OFFSET" not in str(statement.compile()).upper()
+    for sql in (q.page_sql(query), q.page_sql(query, keyset)):
+        assert "OFFSET" not in sql.text.upper()
 
 
 def test_multi_key_sort_is_exact_on_ties(big_engine: sa.Engine) -> None:
     """Walk a few pages of a 2-key sort in SQL and compare with ORDER BY ... OFFSET."""
     query = q.MovieQuery(sort=q.parse_sort("-rating,title"), limit=50)
+    export = q.export_sql(query)
     with big_engine.connect() as conn:
-        expected = conn.execute(q.export_statement(query).limit(400)).all()
+        expected = conn.exec_driver_sql(f"{export.text} LIMIT 400", export.params).all()
         got: list[Any] = []
         keyset = None
         while len(got) < 400:
-            rows = conn.execute(q.list_statement(query, keyset)).all()[: query.limit]
+            rows = prepared.fetch_sql(conn, q.page_sql(query, keyset))[: query.limit]
             got.extend(rows)
             keyset = q.keyset_of_row(query.sort, rows[-1])
-    assert [r.id for r in got[:400]] == [r.id for r in expected]
+    assert [r[0] for r in got[:400]] == [r.id for r in expected]
 
 
 @pytest.mark.parametrize("sort", ["-rating", "year,-votes", "title"])
-def test_precompiled_sql_returns_what_the_statement_returns(
+def test_prepared_statement_returns_what_the_plain_text_returns(
     big_engine: sa.Engine, sort: str
 ) -> None:
+    """The API prepares a page's text from its second run on, with the filters written in and
+    only the page-to-page values as parameters: the rows are those of the plain statement."""
     query = q.MovieQuery(sort=q.parse_sort(sort), ranges=(("runtime_gte", 100),), limit=30)
     with big_engine.connect() as conn:
         for offset in (0, 500, 20_000):
             keyset = page_keyset(big_engine, query, offset) if offset else None
-            sql, params = q.list_sql(query, keyset)
-            from_text = conn.exec_driver_sql(sql, params).all()
-            from_statement = conn.execute(q.list_statement(query, keyset)).all()
-            assert from_text == from_statement and len(from_text) == 31
+            sql = q.page_sql(query, keyset)
+            plain = [tuple(row) for row in conn.exec_driver_sql(sql.text, sql.params)]
+            for _ in range(3):  # run once plain, then prepared, then from the prepared statement
+                assert prepared.fetch_sql(conn, sql) == plain and len(plain) == 31
 
 
 def executed_scans(plan: dict[str, Any], relation: str) -> list[str]:
@@ -272,7 +274,7 @@ def test_genre_and_years_fetch_the_few_candidates_by_id(big_engine: sa.Engine) -
         ranges=(("rating_gte", Decimal(9)), ("year_gte", 1990), ("year_lte", 1994)),
         sort=q.parse_sort("-votes"),
     )
-    plan = explain(big_engine, q.list_statement(query))
+    plan = explain(big_engine, q.page_sql(query))
     assert set(executed_scans(plan, "movie_imdb")) == {"movie_imdb_pkey"}
     link_scans = [n for n in index_scans(plan) if n["Relation Name"] == "movie_genre_imdb"]
     assert link_scans and all(n["Node Type"] == "Index Only Scan" for n in link_scans)
@@ -293,7 +295,7 @@ def test_genre_bits_narrow_the_links_before_any_movie_is_fetched(big_engine: sa.
         ranges=(("year_gte", 1990), ("year_lte", 1994)),
         sort=q.parse_sort("-votes"),
     )
-    plan = explain(big_engine, q.list_statement(query))
+    plan = explain(big_engine, q.page_sql(query))
     assert "movie_imdb_pkey" in executed_scans(plan, "movie_imdb")
     # Both keyset branches (votes, then NULL votes) ran, each among the same empty candidates.
     movie_scans = [n for n in index_scans(plan) if n["Relation Name"] == "movie_imdb"]
@@ -306,10 +308,10 @@ def test_genre_and_wide_years_keep_the_usual_plan(big_engine: sa.Engine) -> None
     query = q.MovieQuery(
         genres=("Action",), ranges=(("year_gte", 1900),), sort=q.parse_sort("-votes")
     )
-    plan = explain(big_engine, q.list_statement(query))
+    plan = explain(big_engine, q.page_sql(query))
     scans = executed_scans(plan, "movie_imdb")
     assert scans and "movie_imdb_pkey" not in scans
-    assert scanned_rows(plan) <= q.GENRE_LINKS_CANDIDATES + 1 + 10 * 21
+    assert scanned_rows(plan) <= genres.GENRE_LINKS_CANDIDATES + 1 + 10 * 21
 
 
 def test_rare_genre_is_found_first_then_sorted(big_engine: sa.Engine) -> None:
@@ -317,7 +319,7 @@ def test_rare_genre_is_found_first_then_sorted(big_engine: sa.Engine) -> None:
     keys are sorted, whatever the statistics say; then only the page's 21 rows are fetched, by
     primary key. Never a walk of the title index."""
     query = q.MovieQuery(genres=("Film-Noir",), sort=q.parse_sort("title"))
-    plan = explain(big_engine, q.list_statement(query))
+    plan = explain(big_engine, q.page_sql(query))
     bitmaps = [
         n["Index Name"]
         for n in nodes(plan)
@@ -334,6 +336,6 @@ def test_common_genre_without_years_reads_no_link(big_engine: sa.Engine) -> None
     """Action (a third of the movies) without a year filter: the genre's size alone sends the
     page to the usual plan, and the gate reads no link."""
     query = q.MovieQuery(genres=("Action",), sort=q.parse_sort("-rating"))
-    plan = explain(big_engine, q.list_statement(query))
+    plan = explain(big_engine, q.page_sql(query))
     assert executed_scans(plan, "movie_genre_imdb") == []
     assert "movie_imdb_pkey" not in executed_scans(plan, "movie_imdb")

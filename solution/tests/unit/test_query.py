@@ -7,13 +7,15 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy.dialects import postgresql
 
 from movies import query as q
+from movies.query import genres
+from movies.search import parse_search
 
 
-def sql(statement) -> str:
-    return str(statement.compile(dialect=postgresql.psycopg2.dialect()))
+def sql(query: q.MovieQuery, after: q.Keyset | None = None) -> str:
+    """The SQL text the API sends for this page."""
+    return q.page_sql(query, after).text
 
 
 def test_parse_sort_reads_directions_in_order() -> None:
@@ -60,7 +62,7 @@ def test_fingerprint_depends_on_filters_and_sort_not_limit() -> None:
 
 
 def test_order_by_puts_nulls_last_and_id_in_first_direction() -> None:
-    text = sql(q.list_statement(q.MovieQuery(sort=q.parse_sort("rating,-title,year"))))
+    text = sql(q.MovieQuery(sort=q.parse_sort("rating,-title,year")))
     assert "UNION" not in text
     assert (
         "ORDER BY movie.rating ASC NULLS LAST, movie.title DESC, "
@@ -71,7 +73,7 @@ def test_order_by_puts_nulls_last_and_id_in_first_direction() -> None:
 
 def test_descending_nullable_first_key_reads_non_nulls_then_nulls() -> None:
     """The ascending index read backward puts NULLs first: two branches put them last."""
-    text = sql(q.list_statement(q.MovieQuery(sort=q.parse_sort("-rating,title,year"))))
+    text = sql(q.MovieQuery(sort=q.parse_sort("-rating,title,year")))
     order = (
         "ORDER BY movie.rating DESC NULLS FIRST, movie.title ASC, "
         "movie.year ASC NULLS LAST, movie.id DESC"
@@ -84,7 +86,7 @@ def test_descending_nullable_first_key_reads_non_nulls_then_nulls() -> None:
 
 def test_single_nullable_key_after_value_is_union_of_row_compare_and_nulls() -> None:
     query = q.MovieQuery(sort=q.parse_sort("-rating"), limit=10)
-    text = sql(q.list_statement(query, q.Keyset((Decimal("8.7"),), "tt0000001")))
+    text = sql(query, q.Keyset((Decimal("8.7"),), "tt0000001"))
     assert "UNION ALL" in text
     assert "(movie.rating, movie.id) <" in text
     assert "movie.rating IS NULL" in text
@@ -92,14 +94,14 @@ def test_single_nullable_key_after_value_is_union_of_row_compare_and_nulls() -> 
 
 def test_single_key_after_null_reads_only_nulls() -> None:
     query = q.MovieQuery(sort=q.parse_sort("year"), limit=10)
-    text = sql(q.list_statement(query, q.Keyset((None,), "tt0000001")))
+    text = sql(query, q.Keyset((None,), "tt0000001"))
     assert "UNION" not in text
     assert "movie.year IS NULL AND movie.id > " in text
 
 
 def test_title_key_needs_one_branch() -> None:
     query = q.MovieQuery(sort=q.parse_sort("-title"), limit=10)
-    text = sql(q.list_statement(query, q.Keyset(("NA",), "tt0000001")))
+    text = sql(query, q.Keyset(("NA",), "tt0000001"))
     assert "UNION" not in text and "(movie.title, movie.id) <" in text
 
 
@@ -108,14 +110,15 @@ def test_filters_are_bound_parameters() -> None:
         genres=("Action", "Sci-Fi"),
         ranges=(("rating_gt", Decimal("8.5")), ("year_lte", 1999)),
     )
-    compiled = q.list_statement(query).compile(dialect=postgresql.psycopg2.dialect())
-    assert "8.5" not in compiled.string and "Sci-Fi" not in compiled.string
-    assert ["Action", "Sci-Fi"] in compiled.params.values()
-    assert "is_adult IS false" in compiled.string
+    page = q.page_sql(query)
+    assert "8.5" not in page.text and "Sci-Fi" not in page.text
+    assert page.params["genres"] == ["Action", "Sci-Fi"]
+    assert page.params["rating_gt"] == Decimal("8.5") and page.params["year_lte"] == 1999
+    assert "is_adult IS false" in page.text
 
 
 def test_include_adult_drops_the_adult_filter() -> None:
-    assert "is_adult" not in sql(q.count_statement(q.MovieQuery(include_adult=True)))
+    assert "is_adult" not in q.count_sql(q.MovieQuery(include_adult=True)).text
 
 
 @pytest.mark.parametrize(
@@ -151,58 +154,93 @@ def test_keyset_json_round_trip_keeps_decimal_exact() -> None:
     assert q.keyset_from_json(keys, q.keyset_to_json(keyset), keyset.id) == keyset
 
 
-def test_list_sql_is_compiled_once_per_shape() -> None:
+def test_page_sql_is_compiled_once_per_shape() -> None:
     sort = q.parse_sort("-rating,title")
     one = q.MovieQuery(
         genres=("Action", "Crime", "Drama"), ranges=(("year_gte", 1990),), sort=sort, limit=5
     )
     two = q.MovieQuery(genres=("Drama", "War"), ranges=(("year_gte", 2001),), sort=sort, limit=50)
-    sql_one, params_one = q.list_sql(one, q.Keyset((Decimal("8.7"), "NA"), "tt0000001"))
-    sql_two, params_two = q.list_sql(two, q.Keyset((Decimal("1.0"), '"'), "tt12345678"))
-    assert sql_one is sql_two
+    page_one = q.page_sql(one, q.Keyset((Decimal("8.7"), "NA"), "tt0000001"))
+    page_two = q.page_sql(two, q.Keyset((Decimal("1.0"), '"'), "tt12345678"))
+    sql_one, params_one, params_two = page_one.text, page_one.params, page_two.params
+    assert sql_one is page_two.text
     assert params_one["genres"] == ["Action", "Crime", "Drama"]
     assert params_two["genres"] == ["Drama", "War"]
     single_genre = dataclasses.replace(one, genres=("Action",))
-    assert q.list_sql(single_genre)[0] != q.list_sql(one)[0], "one genre needs no bits"
+    assert q.page_sql(single_genre).text != q.page_sql(one).text, "one genre needs no bits"
     assert params_two["fetch"] == 51 and params_two["after_1"] == '"'
-    sql_null, _ = q.list_sql(one, q.Keyset((None, "NA"), "tt0000001"))
+    sql_null = sql(one, q.Keyset((None, "NA"), "tt0000001"))
     assert sql_null != sql_one and "movie.rating IS NULL" in sql_null
     assert "OFFSET" not in sql_one.upper()
 
 
 def test_genre_ways_only_for_genre_filters() -> None:
+    def ways(**fields: object) -> tuple[genres.Way, ...]:
+        return genres.genre_ways(q.FilterShape.of(q.MovieQuery(**fields)))  # type: ignore[arg-type]
+
     years = (("year_gte", 1990),)
-    assert q.genre_ways(None, years) == q.USUAL
-    by_links, usual = q.genre_ways(["Action"], years)
+    assert ways(ranges=years) == genres.USUAL
+    by_links, usual = ways(genres=("Action",), ranges=years)
     assert not by_links.apart and not usual.apart
-    small, usual = q.genre_ways(["Action"], (("rating_gte", Decimal(8)),))
+    small, usual = ways(genres=("Action",), ranges=(("rating_gte", Decimal(8)),))
     assert small.apart and not usual.apart
 
 
 def test_genre_links_shape_binds_only_the_query_values() -> None:
     """The gate's bounds are written into the SQL text: every placeholder of the compiled shape
-    is a parameter list_sql hands over, and the gate is decided once for both branches."""
+    is a parameter page_sql hands over, and the gate is decided once for both branches."""
     query = q.MovieQuery(
         genres=("Comedy", "Romance"),
         ranges=(("rating_gte", Decimal(7)), ("year_gte", 1990), ("year_lte", 1999)),
         sort=q.parse_sort("-votes"),
     )
-    sql, params = q.list_sql(query, q.Keyset((120,), "tt0000001"))
+    page = q.page_sql(query, q.Keyset((120,), "tt0000001"))
+    sql, params = page.text, page.params
     assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
     assert sql.count("genre_links_gate AS") == 1
     assert "min(genre.imdb_movies)" not in sql, "a year filter bounds the span itself"
-    assert f"<= {q.GENRE_LINKS_CANDIDATES}" in sql and f"LIMIT {q.GENRE_LINKS_SPAN + 1}" in sql
+    assert (
+        f"<= {genres.GENRE_LINKS_CANDIDATES}" in sql
+        and f"LIMIT {genres.GENRE_LINKS_SPAN + 1}" in sql
+    )
     assert "rated_links.genre_bits &" in sql, "the other genre narrows the links"
     assert "generate_series" in sql and "JOIN LATERAL" in sql, "rated: one index range a year"
     without_rating = dataclasses.replace(query, ranges=query.ranges[1:])
-    sql, _ = q.list_sql(without_rating)
-    assert f"LIMIT {q.GENRE_LINKS_SPAN + 1}" in sql, "the bits still narrow the span"
+    sql = q.page_sql(without_rating).text
+    assert f"LIMIT {genres.GENRE_LINKS_SPAN + 1}" in sql, "the bits still narrow the span"
     assert "generate_series" not in sql, "unrated: the years are one index range"
     one_genre = dataclasses.replace(without_rating, genres=("Romance",))
-    sql, params = q.list_sql(one_genre)
+    page = q.page_sql(one_genre)
+    sql, params = page.text, page.params
     assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
     assert "genre_bits &" not in sql, "one genre: every link of the span is a candidate"
-    assert f"LIMIT {q.GENRE_LINKS_CANDIDATES + 1}" in sql and f"{q.GENRE_LINKS_SPAN}" not in sql
-    genre_only, params = q.list_sql(q.MovieQuery(genres=("Film-Noir",)))
+    assert (
+        f"LIMIT {genres.GENRE_LINKS_CANDIDATES + 1}" in sql
+        and f"{genres.GENRE_LINKS_SPAN}" not in sql
+    )
+    page = q.page_sql(q.MovieQuery(genres=("Film-Noir",)))
+    genre_only, params = page.text, page.params
     assert "min(genre.imdb_movies)" in genre_only and "OFFSET 0" in genre_only
     assert set(re.findall(r"%\((\w+)\)s", genre_only)) == set(params)
+
+
+def test_only_page_to_page_values_stay_statement_parameters() -> None:
+    """Filters, the limit and the keyset values of few-valued keys (rating, year) are literals of
+    the prepared text; ids, titles and vote counts of the cursor stay parameters."""
+    query = q.MovieQuery(genres=("Drama",), sort=q.parse_sort("-rating,title,votes"))
+    after = q.Keyset((Decimal("7.5"), "NA", 12), "tt0000001")
+    assert q.page_sql(query).bound == ()
+    assert q.page_sql(query, after).bound == ("after_1", "after_2", "after_id")
+    after_null = q.Keyset((None, "NA", None), "tt0000001")
+    page = q.page_sql(query, after_null)
+    assert page.bound == ("after_1", "after_id") and "after_2" not in page.params
+
+
+def test_relevance_cursor_class_is_part_of_the_shape() -> None:
+    query = q.MovieQuery(sort=q.RELEVANCE, search=parse_search("blade runner"))
+    after = q.Keyset((2, 1500), "tt0000001")
+    page = q.page_sql(query, after)
+    assert page.bound == ("after_1", "after_id") and "after_0" not in page.params
+    assert q.PageShape.of(query, after).match_class == 2
+    assert "3 AS match_class" not in page.text and "1 AS match_class" in page.text
+    assert set(re.findall(r"%\((\w+)\)s", page.text)) == set(page.params)
