@@ -11,11 +11,11 @@ from flask import Flask, request
 
 from movies import observability, schema
 from movies.api import caching, edge, security, views
-from movies.api.connection import close_connection, db, engine_options, engine_url
+from movies.api.connection import close_connection, db
 from movies.api.docs import register_docs
 from movies.api.json_provider import OrjsonProvider
 from movies.config import Settings
-from movies.db import database_url
+from movies.db import database_url, engine_options, engine_url
 from movies.errors import register_error_handlers
 from movies.repository import GenreVocabulary
 
