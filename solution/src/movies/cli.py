@@ -138,6 +138,35 @@ def generate(out_dir: Path, scale: float, seed: int) -> None:
     click.echo(f"wrote {out_dir}/title.basics.tsv.gz and title.ratings.tsv.gz")
 
 
+@main.command("explain")
+@click.argument("url")
+def explain_command(url: str) -> None:
+    """Print the SQL a GET /movies request runs, as sent, and its plan with timing.
+
+    URL is the request (a full URL or the path with its query string). Each statement is shown as
+    the API prepares it (filters written in, $n for the values that change from page to page,
+    listed below it), then EXPLAIN (ANALYZE, BUFFERS) of it: it runs once.
+
+    Example: movies explain '/movies?genre=Film-Noir&sort=-rating&limit=20'
+    """
+    from movies.db import create_engine
+    from movies.explain import ExplainError, explain_url
+
+    settings = _settings()
+    engine = create_engine(
+        _database_url(settings), statement_timeout_ms=settings.statement_timeout_ms
+    )
+    try:
+        with engine.connect() as conn:
+            explained = explain_url(conn, url, settings.secret_key)
+    except ExplainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    for statement in explained:
+        click.echo("\n".join(statement.lines()))
+
+
 def _gunicorn() -> str:
     """gunicorn beside this Python (the venv's, even when the venv is not activated)."""
     beside = Path(sys.executable).with_name("gunicorn")
