@@ -44,6 +44,15 @@ wrk is a single client address, so the API's per-client read limit is raised out
 Any response other than 2xx/3xx or any socket error fails the run: figures from failing
 requests mean nothing.
 
+Side by side with the code before the read path's redesign (`--baseline COMMIT`, default
+1f498af; `--no-baseline` to skip): the commit is checked out once as a detached git worktree in
+.data/bench-api/baseline-<sha>/ and served uncached by its own `movies serve`, its src/ first on
+PYTHONPATH, measured in the same rounds as this code's servers. It shares the database unless its
+schema, tables or loader differ from this code's (then it gets .data/bench-api/scale-<scale>-
+baseline-<sha>/, loaded by its own loader). The comparison table gives, per shape, both uncached
+req/s and p99 and the cached share of the ceiling, against the gates: no shape loses more than
+10 % of the baseline's req/s, every uncached p99 <= 20 ms, cached >= 90 % of the ceiling.
+
 The database server is stopped at the end if this run started it (`--keep-db` leaves it running,
 which makes the next run skip the start); the data stay on disk, so the next run skips the load.
 
@@ -109,6 +118,19 @@ CEILING = "ceiling: fixed body, no database"
 BENCH_READ_LIMIT = "1000000/minute"
 CACHE_ENV = "MOVIES_RESPONSE_CACHE_MB"
 CACHED, UNCACHED = "cached", "uncached"
+BASELINE = "uncached, baseline"
+# The commit before the read path's redesign: what the redesign must not be slower than.
+BASELINE_COMMIT = "1f498af"
+MAX_LOSS = 0.10  # a shape may lose at most this share of the baseline's uncached req/s
+CACHED_MIN_SHARE = 0.9  # cached shapes keep at least this share of the ceiling's req/s
+# What the database's schema and contents depend on: if any differs from the baseline commit,
+# the baseline gets a database of its own, created and loaded by its own code.
+SCHEMA_PATHS = (
+    "sql-scripts",
+    "solution/src/movies/schema.py",
+    "solution/src/movies/tables.py",
+    "solution/src/movies/loader",
+)
 ITEMS_KEY = "items"
 CURSOR_KEY = "next_cursor"
 TOTAL_KEY = "total"
@@ -610,6 +632,41 @@ def code_version() -> str:
     return f"code: commit {commit}{changes}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The baseline commit, checked out in a worktree of its own, and whether its API needs a
+    database of its own (its schema or loader differ from this code's)."""
+
+    commit: str
+    worktree: Path
+    own_database: bool
+
+    @property
+    def src(self) -> Path:
+        return self.worktree / "solution" / "src"
+
+    def describe(self) -> str:
+        database = "its own database, loaded by its code" if self.own_database else "same database"
+        return f"baseline: commit {self.commit[:12]} from {self.src} (PYTHONPATH); {database}"
+
+
+def prepare_baseline(commit: str) -> Baseline:
+    """Check `commit` out (once) in .data/bench-api/baseline-<sha>, a detached git worktree.
+
+    :raise BenchError: if git cannot resolve the commit or create the worktree.
+    """
+    try:
+        sha = _git("rev-parse", "--verify", f"{commit}^{{commit}}")
+        worktree = DATA_ROOT / "bench-api" / f"baseline-{sha[:12]}"
+        if not (worktree / ".git").exists():
+            _git("worktree", "add", "--detach", str(worktree), sha)
+        changed = _git("diff", "--name-only", sha, "--", *(f":(top){p}" for p in SCHEMA_PATHS))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        raise BenchError(f"cannot check out the baseline {commit!r}: {detail}") from None
+    return Baseline(sha, worktree, schema_differs(changed.splitlines()))
+
+
 def gunicorn_summary() -> str:
     """The worker settings that movies.gunicorn_conf resolves to in this environment."""
     conf = importlib.import_module(GUNICORN_CONFIG.removeprefix("python:"))
@@ -647,6 +704,22 @@ def shape_verdict(share: float, p99_ms: float) -> str:
     return _verdict(misses)
 
 
+def comparison_verdict(
+    old_rate: float, new_rate: float, new_p99_ms: float, cached_share: float
+) -> str:
+    """'yes', or 'NO (...)' naming the gates a shape misses against the baseline: at most
+    MAX_LOSS of its uncached req/s lost, uncached p99 <= TARGET_P99_MS, cached share of the
+    ceiling >= CACHED_MIN_SHARE."""
+    misses = []
+    if new_rate < (1 - MAX_LOSS) * old_rate:
+        misses.append(f"lost > {MAX_LOSS:.0%} req/s")
+    if new_p99_ms > TARGET_P99_MS:
+        misses.append(f"p99 > {TARGET_P99_MS:g} ms")
+    if cached_share < CACHED_MIN_SHARE:
+        misses.append(f"cached < {CACHED_MIN_SHARE:.0%} of ceiling")
+    return _verdict(misses)
+
+
 def _medians(runs: list[WrkResult]) -> tuple[float, float]:
     return (
         statistics.median(r.requests_per_s for r in runs),
@@ -679,6 +752,37 @@ def render_table(shapes: list[Shape], results: dict[str, list[WrkResult]]) -> li
             f"| {shape.label} | {shape.rows} | {' | '.join(cells)} | {' / '.join(verdicts)} |"
         )
     return lines
+
+
+def render_comparison(shapes: list[Shape], results: dict[str, list[WrkResult]]) -> list[str]:
+    """Markdown table, one row per query shape: the baseline's and this code's uncached median
+    req/s and p99, the change of req/s, the cached share of the ceiling, and the gates."""
+    lines = [
+        "| query | baseline req/s | p99 ms | new req/s | p99 ms | req/s change "
+        "| cached % of ceiling | gates met |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for shape in shapes:
+        if shape.skipped:
+            continue
+        old_rate, old_p99 = _medians(results[shape_key(BASELINE, shape.label)])
+        new_rate, new_p99 = _medians(results[shape_key(UNCACHED, shape.label)])
+        cached = share_of_ceiling(results[shape_key(CACHED, shape.label)], results[CEILING])
+        verdict = comparison_verdict(old_rate, new_rate, new_p99, cached)
+        lines.append(
+            f"| {shape.label} | {old_rate:,.0f} | {old_p99:.1f} | {new_rate:,.0f} | {new_p99:.1f} "
+            f"| {new_rate / old_rate - 1:+.0%} | {cached:.0%} | {verdict} |"
+        )
+    return lines
+
+
+def schema_differs(changed_paths: list[str]) -> bool:
+    """Whether any of these repository paths (changed since the baseline) shapes the database."""
+    return any(
+        path == prefix or path.startswith(prefix + "/")
+        for path in changed_paths
+        for prefix in SCHEMA_PATHS
+    )
 
 
 def _median_cpu(runs: list[WrkResult], field: str) -> str:
@@ -862,6 +966,7 @@ class Measured:
     cases: list[Discovery]
     results: dict[str, list[WrkResult]]
     exports: list[ExportResult]
+    baseline: Baseline | None = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -900,6 +1005,8 @@ def set_up_and_measure(args: argparse.Namespace) -> Measured:
     data_dir = args.db_dir or DATA_ROOT / "bench-api" / f"scale-{args.scale}"
     lock = lock_data_dir(data_dir)
     database = EmbeddedDatabase(data_dir)
+    baseline = prepare_baseline(args.baseline) if args.baseline else None
+    databases = [database]
     scratch = Path(tempfile.mkdtemp(prefix="bench-api-"))
     servers: list[Server] = []
     try:
@@ -917,9 +1024,11 @@ def set_up_and_measure(args: argparse.Namespace) -> Measured:
         uncached = start_api(UNCACHED, {**env, CACHE_ENV: "0"}, data_dir)
         servers.append(uncached)
         apis = {CACHED: cached, UNCACHED: uncached}
-        shapes, default_body = prepare_shapes(
-            cached.base_url, args.deep_pages, other_urls=(uncached.base_url,)
-        )
+        if baseline is not None:
+            apis[BASELINE] = start_baseline(baseline, env, folder, manifest, args, databases)
+            servers.append(apis[BASELINE])
+        others = tuple(api.base_url for api in apis.values() if api is not cached)
+        shapes, default_body = prepare_shapes(cached.base_url, args.deep_pages, other_urls=others)
         cases = prepare_discovery(cached.base_url, uncached.base_url)
         ceiling = start_ceiling(default_body, scratch, env, data_dir)
         servers.append(ceiling)
@@ -932,11 +1041,40 @@ def set_up_and_measure(args: argparse.Namespace) -> Measured:
             server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
         if not args.keep_db:
-            database.stop()
+            for each in reversed(databases):
+                each.stop()
         lock.close()
     return Measured(
-        machine, code, movies, apis, ceiling, shapes, default_body, cases, results, exports
-    )
+        machine, code, movies, apis, ceiling, shapes, default_body, cases, results, exports,
+        baseline,
+    )  # fmt: skip
+
+
+def start_baseline(
+    baseline: Baseline,
+    env: dict[str, str],
+    folder: Path,
+    manifest: dict,
+    args: argparse.Namespace,
+    databases: list[EmbeddedDatabase],
+) -> Server:
+    """The baseline's uncached API, its code first on PYTHONPATH; on a database of its own
+    (started, appended to `databases`, loaded by the baseline's loader) if its schema differs."""
+    old_env = {**env, CACHE_ENV: "0", "PYTHONPATH": str(baseline.src)}
+    if baseline.own_database:
+        data_dir = Path(env["MOVIES_DATA_DIR"]).with_name(
+            f"{Path(env['MOVIES_DATA_DIR']).name}-baseline-{baseline.commit[:12]}"
+        )
+        database = EmbeddedDatabase(data_dir)
+        databases.append(database)
+        url = database.start()
+        old_env = {
+            **server_env(url, data_dir),
+            **{k: old_env[k] for k in (CACHE_ENV, "PYTHONPATH")},
+        }
+        old_env.setdefault("MOVIES_RATE_LIMIT_READS", BENCH_READ_LIMIT)
+        ensure_loaded(url, folder, manifest, old_env, reload=args.reload)
+    return start_api("baseline", old_env, Path(old_env["MOVIES_DATA_DIR"]))
 
 
 def start_ceiling(body: bytes, scratch: Path, env: dict[str, str], data_dir: Path) -> Server:
@@ -1014,6 +1152,7 @@ def report_lines(measured: Measured, args: argparse.Namespace) -> list[str]:
         "",
         f"target: >= {TARGET_SHARE:.0%} of the ceiling's req/s and p99 <= {TARGET_P99_MS:g} ms",
         "",
+        *comparison_lines(measured),
         "CPU per request, microseconds (user + system, median over rounds; wrk's not counted):",
         "",
         *render_cpu(measured.shapes, measured.results),
@@ -1030,12 +1169,28 @@ def report_lines(measured: Measured, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def comparison_lines(measured: Measured) -> list[str]:
+    """The side-by-side section against the baseline (nothing without one)."""
+    if measured.baseline is None:
+        return []
+    return [
+        f"Against the baseline (uncached, same rounds); {measured.baseline.describe()}:",
+        "",
+        *render_comparison(measured.shapes, measured.results),
+        "",
+        f"gates: req/s >= {1 - MAX_LOSS:.0%} of the baseline's, p99 <= {TARGET_P99_MS:g} ms, "
+        f"cached >= {CACHED_MIN_SHARE:.0%} of the ceiling's req/s",
+        "",
+    ]
+
+
 def json_document(measured: Measured, args: argparse.Namespace) -> dict:
     """Every run's figures, for --json."""
     return {
         "command": sys.argv,
         "machine": measured.machine,
         "code": measured.code,
+        "baseline": None if measured.baseline is None else measured.baseline.describe(),
         "gunicorn": gunicorn_summary(),
         "scale": args.scale,
         "movies": measured.movies,
@@ -1111,6 +1266,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-db", action="store_true", help="leave the embedded PostgreSQL running at the end"
     )
+    parser.add_argument(
+        "--baseline", default=BASELINE_COMMIT, metavar="COMMIT",
+        help="also serve COMMIT's code (a git worktree) uncached, side by side, and compare "
+        f"[default: {BASELINE_COMMIT}]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-baseline", dest="baseline", action="store_const", const=None,
+        help="measure this code only",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:

@@ -139,3 +139,48 @@ def test_cpu_meter_counts_the_children_of_a_process() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_comparison_verdict_names_each_missed_gate() -> None:
+    assert bench.comparison_verdict(1000, 905, 19.9, 0.95) == "yes"
+    assert bench.comparison_verdict(1000, 899, 19.9, 0.95) == "NO (lost > 10% req/s)"
+    assert bench.comparison_verdict(1000, 1200, 20.5, 0.89) == (
+        "NO (p99 > 20 ms, cached < 90% of ceiling)"
+    )
+
+
+def test_render_comparison_sets_baseline_beside_new_with_the_change() -> None:
+    shape = bench.Shape("rare genre", "/movies?genre=Film-Noir", 20)
+    results = {
+        bench.CEILING: [_wrk(10_000, 2.0), _wrk(10_000, 2.0)],
+        bench.shape_key(bench.CACHED, shape.label): [_wrk(9_500, 2.0)],
+        bench.shape_key(bench.UNCACHED, shape.label): [_wrk(800, 12.0)],
+        bench.shape_key(bench.BASELINE, shape.label): [_wrk(1_000, 15.0)],
+    }
+    skipped = bench.Shape("deep page", "", 0, skipped="fewer pages")
+    table = bench.render_comparison([shape, skipped], results)
+    assert len(table) == 3, "the skipped shape has no row"
+    assert table[2] == (
+        "| rare genre | 1,000 | 15.0 | 800 | 12.0 | -20% | 95% | NO (lost > 10% req/s) |"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changed", "differs"),
+    [
+        ([], False),
+        (["solution/src/movies/query/compiled.py", "README.md"], False),
+        (["sql-scripts/01-schema.sql"], True),
+        (["solution/src/movies/loader/write.py"], True),
+        (["solution/src/movies/schema.py"], True),
+        (["solution/src/movies/schema_notes.md"], False),
+    ],
+)
+def test_schema_differs_only_for_what_shapes_the_database(changed: list, differs: bool) -> None:
+    assert bench.schema_differs(changed) is differs
+
+
+def test_baseline_is_on_by_default_and_can_be_switched_off() -> None:
+    assert bench.parse_args([]).baseline == bench.BASELINE_COMMIT
+    assert bench.parse_args(["--baseline", "main"]).baseline == "main"
+    assert bench.parse_args(["--no-baseline"]).baseline is None
