@@ -15,7 +15,7 @@ from movies import query as q
 from movies.api.params import parse_list_args
 from movies.errors import ValidationError
 from movies.prepared import explain
-from movies.repository import GenreVocabulary
+from movies.repository import GenreVocabulary, page_sql
 
 PLAN_OPTIONS = "ANALYZE, BUFFERS"
 
@@ -52,11 +52,12 @@ def explain_url(conn: sa.Connection, url: str, secret: str) -> list[Explained]:
     if parts.path.rstrip("/") != "/movies":
         raise ExplainError(f"only GET /movies requests can be explained, got path {parts.path!r}")
     args = MultiDict(parse_qsl(parts.query, keep_blank_values=True))
+    vocabulary = GenreVocabulary()
     try:
-        parsed = parse_list_args(args, partial(GenreVocabulary().resolve, conn), secret)
+        parsed = parse_list_args(args, partial(vocabulary.resolve, conn), secret)
     except ValidationError as exc:
         raise ExplainError(str(exc)) from None
-    statements = [("page", q.page_sql(parsed.query, parsed.after))]
+    statements = [("page", page_sql(conn, parsed.query, parsed.after, vocabulary))]
     if parsed.count == "exact":
         statements.append(("count=exact", q.count_sql(parsed.query)))
     statements += [(f"facet {name}", q.facet_sql(parsed.query, name)) for name in parsed.facets]

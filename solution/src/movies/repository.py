@@ -27,10 +27,16 @@ from movies.tables import (
 
 
 def list_movies(
-    conn: sa.Connection, query: q.MovieQuery, after: q.Keyset | None = None
+    conn: sa.Connection,
+    query: q.MovieQuery,
+    after: q.Keyset | None = None,
+    genres: GenreVocabulary | None = None,
 ) -> tuple[list[tuple], q.Keyset | None]:
-    """One page of movies after `after`, and the keyset of the next page (None on the last page)."""
-    rows = fetch_sql(conn, q.page_sql(query, after))
+    """One page of movies after `after`, and the keyset of the next page (None on the last page).
+
+    `genres` gives the genre sizes that choose a rare genre's access path (none: the usual one).
+    """
+    rows = fetch_sql(conn, page_sql(conn, query, after, genres))
     next_keyset = None
     if len(rows) > query.limit:
         del rows[query.limit :]
@@ -38,6 +44,19 @@ def list_movies(
     if query.sort == q.RELEVANCE:  # drop the match class: rows leave as MOVIE_COLUMNS
         rows = [row[:-1] for row in rows]
     return rows, next_keyset
+
+
+def page_sql(
+    conn: sa.Connection,
+    query: q.MovieQuery,
+    after: q.Keyset | None = None,
+    genres: GenreVocabulary | None = None,
+) -> q.Sql:
+    """The statement of a page, its genre access path chosen from `genres`' sizes."""
+    rare = (
+        bool(query.genres) and genres is not None and q.is_rare(genres.smallest(conn, query.genres))
+    )
+    return q.page_sql(query, after, rare_genre=rare)
 
 
 def count_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
@@ -161,11 +180,6 @@ def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
     return row
 
 
-def genre_names(conn: sa.Connection) -> list[str]:
-    """Every genre name of the vocabulary, sorted."""
-    return list(conn.execute(sa.select(genre.c.name).order_by(genre.c.name)).scalars())
-
-
 def genre_counts(conn: sa.Connection) -> list[tuple[str, int]]:
     """Every genre with its number of movies, by name."""
     counts = (
@@ -264,11 +278,13 @@ class HeldMovies:
 
 
 class GenreVocabulary:
-    """The genre names, cached per process; reloaded (at most every `refresh_s` seconds) when a
-    name is not found, so a genre added by a later load is picked up without a restart."""
+    """The genre names and sizes, cached per process; reloaded (at most every `refresh_s`
+    seconds) when a name is not found, so a genre added by a later load is picked up without a
+    restart, and when sizes are asked for."""
 
     def __init__(self, refresh_s: float = 10.0) -> None:
         self._by_lower: dict[str, str] = {}
+        self._movies: dict[str, int] = {}
         self._loaded_at = float("-inf")
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
@@ -293,8 +309,17 @@ class GenreVocabulary:
         unknown = [n for n in wanted if n.lower() not in self._by_lower]
         return known, unknown, sorted(self._by_lower.values())
 
+    def smallest(self, conn: sa.Connection, names: Iterable[str]) -> int:
+        """Movies of the rarest of these canonical names in the latest load (0 for a name the
+        vocabulary lacks). The sizes are reread at most every `refresh_s` seconds: after a load,
+        a stale size only picks the slower access path for a while, never other rows."""
+        if time.monotonic() - self._loaded_at >= self._refresh_s:
+            self._load(conn)
+        return min(self._movies.get(name, 0) for name in names)
+
     def _load(self, conn: sa.Connection) -> None:
-        names: Sequence[str] = genre_names(conn)
+        rows = conn.execute(sa.select(genre.c.name, genre.c.imdb_movies)).all()
         with self._lock:
-            self._by_lower = {name.lower(): name for name in names}
+            self._by_lower = {name.lower(): name for name, _ in rows}
+            self._movies = dict(rows)
             self._loaded_at = time.monotonic()

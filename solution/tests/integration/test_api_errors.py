@@ -185,7 +185,7 @@ def test_statement_timeout_is_503(
     # The hot path runs precompiled SQL on the driver's cursor: same mapping.
     from movies import query
 
-    monkeypatch.setattr(query, "page_sql", lambda q, after: query.Sql("SELECT pg_sleep(1)", {}))
+    monkeypatch.setattr(query, "page_sql", lambda *_, **__: query.Sql("SELECT pg_sleep(1)", {}))
     body = assert_problem(app.test_client().get("/movies"), 503)
     assert "too long" in body["detail"]
     assert app.test_client().get("/movies/tt0000001").status_code == 404, "connection still usable"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from movies import prepared
+from movies import prepared, repository
 from movies import query as q
 from movies.db import create_engine
 from movies.query import genres
@@ -314,12 +314,18 @@ def test_genre_and_wide_years_keep_the_usual_plan(big_engine: sa.Engine) -> None
     assert scanned_rows(plan) <= genres.GENRE_LINKS_CANDIDATES + 1 + 10 * 21
 
 
+def page_as_the_api_builds_it(engine: sa.Engine, query: q.MovieQuery) -> q.Sql:
+    """The first page's statement, its genre access path chosen from the genre sizes."""
+    with engine.connect() as conn:
+        return repository.page_sql(conn, query, None, repository.GenreVocabulary())
+
+
 def test_rare_genre_is_found_first_then_sorted(big_engine: sa.Engine) -> None:
     """Film-Noir (150 of 100,000 movies), by title: its movies come from the GIN index and their
     keys are sorted, whatever the statistics say; then only the page's 21 rows are fetched, by
     primary key. Never a walk of the title index."""
     query = q.MovieQuery(genres=("Film-Noir",), sort=q.parse_sort("title"))
-    plan = explain(big_engine, q.page_sql(query))
+    plan = explain(big_engine, page_as_the_api_builds_it(big_engine, query))
     bitmaps = [
         n["Index Name"]
         for n in nodes(plan)
@@ -334,8 +340,23 @@ def test_rare_genre_is_found_first_then_sorted(big_engine: sa.Engine) -> None:
 
 def test_common_genre_without_years_reads_no_link(big_engine: sa.Engine) -> None:
     """Action (a third of the movies) without a year filter: the genre's size alone sends the
-    page to the usual plan, and the gate reads no link."""
+    page to the usual plan, which reads no link."""
     query = q.MovieQuery(genres=("Action",), sort=q.parse_sort("-rating"))
-    plan = explain(big_engine, q.page_sql(query))
+    sql = page_as_the_api_builds_it(big_engine, query)
+    assert "OFFSET 0" not in sql.text, "a common genre is not found first"
+    plan = explain(big_engine, sql)
     assert executed_scans(plan, "movie_genre_imdb") == []
     assert "movie_imdb_pkey" not in executed_scans(plan, "movie_imdb")
+
+
+def test_genre_sizes_are_reread_after_the_refresh_interval(big_engine: sa.Engine) -> None:
+    """A load changes the sizes: they are reread once `refresh_s` has passed, not before."""
+    fresh = repository.GenreVocabulary(refresh_s=0)
+    kept = repository.GenreVocabulary(refresh_s=3600)
+    with big_engine.connect() as conn, conn.begin() as transaction:
+        assert kept.smallest(conn, ["Action", "Film-Noir"]) == 150
+        conn.exec_driver_sql("UPDATE genre SET imdb_movies = 5 WHERE name = 'Action'")
+        assert fresh.smallest(conn, ["Action", "Film-Noir"]) == 5
+        assert kept.smallest(conn, ["Action"]) > genres.SMALL_GENRE
+        assert fresh.smallest(conn, ["Unknown"]) == 0
+        transaction.rollback()

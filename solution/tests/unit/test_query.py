@@ -182,8 +182,19 @@ def test_genre_ways_only_for_genre_filters() -> None:
     assert ways(ranges=years) == genres.USUAL
     by_links, usual = ways(genres=("Action",), ranges=years)
     assert not by_links.apart and not usual.apart
-    small, usual = ways(genres=("Action",), ranges=(("rating_gte", Decimal(8)),))
-    assert small.apart and not usual.apart
+    assert ways(genres=("Action",), ranges=(("rating_gte", Decimal(8)),)) == genres.USUAL
+
+
+def test_rare_genre_is_chosen_in_python_and_sent_as_one_plain_statement() -> None:
+    """No gate in SQL: the rarest genre's size picks the way, the statement holds only it."""
+    assert genres.is_rare(genres.SMALL_GENRE) and not genres.is_rare(genres.SMALL_GENRE + 1)
+    query = q.MovieQuery(genres=("Film-Noir",), sort=q.parse_sort("-rating"))
+    rare = q.page_sql(query, rare_genre=True).text
+    usual = q.page_sql(query).text
+    for text in (rare, usual):
+        assert "imdb_movies" not in text and text.count("UNION ALL") == 1, "NULL branch only"
+    assert rare.count("OFFSET 0") == 2 and "OFFSET" not in usual
+    assert q.page_sql(q.MovieQuery(), rare_genre=True).text == q.page_sql(q.MovieQuery()).text
 
 
 def test_genre_links_shape_binds_only_the_query_values() -> None:
@@ -218,9 +229,9 @@ def test_genre_links_shape_binds_only_the_query_values() -> None:
         f"LIMIT {genres.GENRE_LINKS_CANDIDATES + 1}" in sql
         and f"{genres.GENRE_LINKS_SPAN}" not in sql
     )
-    page = q.page_sql(q.MovieQuery(genres=("Film-Noir",)))
+    page = q.page_sql(q.MovieQuery(genres=("Film-Noir",)), rare_genre=True)
     genre_only, params = page.text, page.params
-    assert "min(genre.imdb_movies)" in genre_only and "OFFSET 0" in genre_only
+    assert "OFFSET 0" in genre_only
     assert set(re.findall(r"%\((\w+)\)s", genre_only)) == set(params)
 
 

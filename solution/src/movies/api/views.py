@@ -65,7 +65,7 @@ def list_movies() -> Response:
     parsed = parse_list_args(
         request.args, partial(_vocabulary().resolve, conn), settings.secret_key
     )
-    rows, next_keyset = repository.list_movies(conn, parsed.query, parsed.after)
+    rows, next_keyset = repository.list_movies(conn, parsed.query, parsed.after, _vocabulary())
     next_cursor = None
     if next_keyset is not None:
         next_cursor = encode_cursor(

@@ -32,7 +32,7 @@ from movies.query.filters import (
     RangeFilter,
     is_unfiltered,
 )
-from movies.query.genres import genre_bits
+from movies.query.genres import genre_bits, is_rare
 from movies.query.sorting import (
     DEFAULT_SORT,
     MATCH_CLASSES,
@@ -72,6 +72,7 @@ __all__ = [
     "export_sql",
     "facet_sql",
     "genre_bits",
+    "is_rare",
     "is_unfiltered",
     "keyset_from_json",
     "keyset_of_row",

@@ -70,16 +70,20 @@ class PageShape:
     paged: bool = True  # False: every row (the export), no LIMIT
 
     @classmethod
-    def of(cls, query: MovieQuery, after: Keyset | None, paged: bool = True) -> PageShape:
+    def of(
+        cls, query: MovieQuery, after: Keyset | None, paged: bool = True, rare_genre: bool = False
+    ) -> PageShape:
         nulls = None if after is None else tuple(value is None for value in after.values)
         match_class = after.values[0] if after is not None and query.sort == RELEVANCE else None
-        return cls(FilterShape.of(query), query.sort, nulls, match_class, paged)
+        return cls(FilterShape.of(query, rare_genre), query.sort, nulls, match_class, paged)
 
 
-def page_sql(query: MovieQuery, after: Keyset | None = None) -> Sql:
+def page_sql(query: MovieQuery, after: Keyset | None = None, *, rare_genre: bool = False) -> Sql:
     """The page after `after` (or the first page), limit + 1 rows: the extra row tells whether
-    there is a next page. With sort=relevance each row has its match class last."""
-    return _sql(query, after, PageShape.of(query, after), {"fetch": query.limit + 1})
+    there is a next page. With sort=relevance each row has its match class last. `rare_genre`:
+    the rarest genre of `genre=` is small (`genres.is_rare`), so its movies are found first."""
+    shape = PageShape.of(query, after, rare_genre=rare_genre)
+    return _sql(query, after, shape, {"fetch": query.limit + 1})
 
 
 def export_sql(query: MovieQuery) -> Sql:

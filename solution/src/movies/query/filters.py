@@ -124,9 +124,11 @@ class FilterShape:
     genres_any: bool
     genres_not: bool
     search: bool
+    # The rarest genre of `genre=` is small: found first (movies.query.genres.is_rare).
+    rare_genre: bool = False
 
     @classmethod
-    def of(cls, query: MovieQuery) -> FilterShape:
+    def of(cls, query: MovieQuery, rare_genre: bool = False) -> FilterShape:
         return cls(
             genres=bool(query.genres),
             several_genres=len(query.genres) > 1,
@@ -135,6 +137,7 @@ class FilterShape:
             genres_any=bool(query.genres_any),
             genres_not=bool(query.genres_not),
             search=query.search is not None,
+            rare_genre=rare_genre and bool(query.genres),
         )
 
 
