@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from movies import prepared
+from movies import prepared, repository
 from movies.prepared import fetch_all
+from movies.query import MovieQuery, page_sql, parse_sort
 
 # The genre vocabulary (28 names, ids 1..28) is in every fresh database: no seeding needed.
 GENRES_AFTER = (
@@ -147,3 +149,33 @@ def test_prepared_read_waiting_for_a_partition_swap_sees_the_swapped_in_rows(
     loader.close()
     reader.join(timeout=30)
     assert seen == [[("New",)]]
+
+
+def test_api_page_is_prepared_with_its_filters_written_in_and_the_cursor_as_parameters(
+    conn: sa.Connection,
+) -> None:
+    """The statement production prepares for page 2 of a filtered list: genre and bounds are
+    literals of its text (a plan made for them), the cursor's vote count and id are its only
+    parameters, and the few-valued rating of a cursor would be a literal too."""
+    conn.exec_driver_sql(
+        "INSERT INTO movie_imdb (id, source, title, rating, votes, genres) VALUES "
+        "('tt0000001', 'imdb', 'A', 7.5, 10, '{Drama}'), ('tt0000002', 'imdb', 'B', 8.0, 20, "
+        "'{Drama}'), ('tt0000003', 'imdb', 'C', 9.0, 30, '{Comedy}')"
+    )
+    query = MovieQuery(
+        genres=("Drama",), ranges=(("rating_gte", Decimal(7)),), sort=parse_sort("-votes"), limit=1
+    )
+    first, after = repository.list_movies(conn, query)
+    for _ in range(2):  # prepared from the second run on
+        rows, _ = repository.list_movies(conn, query, after)
+    assert [row[0] for row in first + rows] == ["tt0000002", "tt0000001"]
+    cursor = conn.connection.cursor()
+    cursor.execute("SELECT statement, parameter_types::text FROM pg_prepared_statements")
+    [(text, types)] = cursor.fetchall()
+    assert "ARRAY['Drama']" in text and "movie.rating >= 7" in text and "LIMIT 2" in text
+    assert "(movie.votes, movie.id) < ($1, $2)" in text
+    assert types == "{integer,text}"
+    by_rating = MovieQuery(sort=parse_sort("-rating"), limit=1)
+    _, after = repository.list_movies(conn, by_rating)
+    sql = page_sql(by_rating, after)
+    assert sql.bound == ("after_id",) and "after_0" in sql.params, "rating: a literal"
