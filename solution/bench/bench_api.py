@@ -1129,6 +1129,7 @@ def report_lines(measured: Measured, args: argparse.Namespace) -> list[str]:
         *measured.machine,
         f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
         measured.code,
+        *([] if measured.baseline is None else [measured.baseline.describe()]),
         gunicorn_summary(),
     ]
     for server in measured.apis.values():
