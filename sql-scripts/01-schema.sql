@@ -25,12 +25,12 @@
 -- both directions, then by id in the same direction (a total order for keyset pagination). Each
 -- sort key has one B-tree, `(x ASC NULLS LAST, id ASC)`: read forward it serves the ascending
 -- order; read backward it gives `x DESC NULLS FIRST, id DESC`, and the query builder
--- (solution/src/movies/query.py) reads a descending nullable key as two branches, the non-NULL
--- values (where NULLS FIRST changes nothing) and then the NULLs, so one index per key serves both
--- directions. (Descending indexes would spare that split, but every load builds every index:
--- the five took 30 % of a load's index phase.) Filters on rating, year, votes and runtime use
--- the same indexes as range scans. Titles use the "C" collation: byte order, the same order as
--- Python's str sort, and the fastest comparison PostgreSQL has.
+-- (solution/src/movies/query/sorting.py) reads a descending nullable key as two branches, the
+-- non-NULL values (where NULLS FIRST changes nothing) and then the NULLs, so one index per key
+-- serves both directions. (Descending indexes would spare that split, but every load builds
+-- every index: the five took 30 % of a load's index phase.) Filters on rating, year, votes and
+-- runtime use the same indexes as range scans. Titles use the "C" collation: byte order, the
+-- same order as Python's str sort, and the fastest comparison PostgreSQL has.
 --
 -- Columns are listed in the order an upgraded database has them (added columns come last), so
 -- a new and an upgraded database are the same table for table.
@@ -117,7 +117,7 @@ CREATE INDEX movie_runtime_asc_idx ON movie (runtime_minutes ASC NULLS LAST, id 
 CREATE INDEX movie_genres_idx ON movie USING gin (genres);
 CREATE INDEX movie_score_asc_idx ON movie (score ASC NULLS LAST, id ASC);
 
--- The genre-year way (solution/src/movies/query.py, "Genres: few candidates, found first").
+-- The genre-year way (solution/src/movies/query/genres.py, "Genre access paths").
 -- Each link repeats its movie's year and rating, so B-tree ranges find the movies of a genre in a
 -- span of years with their ratings, without touching the movie rows: "Comedy and Romance of the
 -- 1990s rated 7 or more" reads the 720 Romance links of those years rated 7 or more (one range a

@@ -45,7 +45,7 @@ def _movie_genre_columns(*, generated: bool = False) -> list[sa.Column]:
         sa.Column("movie_id", C_TEXT, primary_key=True),
         sa.Column("source", sa.Text, primary_key=True, **default),
         sa.Column("genre_id", sa.SmallInteger, primary_key=True),
-        # The movie's year and rating, repeated for the genre-year way (query.genre_ways).
+        # The movie's year and rating, repeated for the genre-year way (movies.query.genres).
         sa.Column("year", sa.SmallInteger),
         sa.Column("rating", sa.Numeric(3, 1)),
         # The movie's genres as bits, 1 << genre id for ids below GENRE_BITS; -1 when unknown.

@@ -291,7 +291,7 @@ def rarest_genre_first(movies: pa.Table) -> pa.Table:
 def genre_links(movies: pa.Table, genre_ids: dict[str, int]) -> pa.Table:
     """The (movie_id, source, genre_id, year, rating, genre_bits) rows for `movie_genre`, one per
     distinct movie-genre pair (year, rating and the bits of all its genres are the movie's, for
-    the genre-year way of query.genre_ways).
+    the genre-year way of movies.query.genres).
 
     `genre_ids` must hold every name in `movies`; a name repeated in one list links once.
     """
