@@ -5,7 +5,9 @@
 set -euo pipefail
 
 # Chromium drives the Swagger UI tests (tests/browser); CHROMIUM_PATH may name another binary.
-PACKAGES=(chromium)
+# The read-replica tests run a primary and a streaming replica from PostgreSQL's own binaries
+# (tests/integration/test_read_replica.py); the proxy-policy tests run nginx.
+PACKAGES=(chromium postgresql nginx)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

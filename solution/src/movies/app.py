@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from flask import Flask, request
 
 from movies import observability, schema
-from movies.api import caching, edge, security, views
-from movies.api.connection import close_connection, db
+from movies.api import caching, edge, routing, security, views
+from movies.api.connection import close_connection, db, replica_binds
 from movies.api.docs import register_docs
 from movies.api.json_provider import OrjsonProvider
 from movies.config import Settings
@@ -28,6 +28,7 @@ MAX_BODY_BYTES = 64 * 1024
 EXTENSIONS: list[Callable[[Flask, Settings], None]] = [
     security.init_app,
     caching.init_app,
+    routing.init_app,
 ]
 
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         SQLALCHEMY_DATABASE_URI=engine_url(database_url(settings)),
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
+        SQLALCHEMY_BINDS=replica_binds(settings),
     )
     db.init_app(app)
     # An empty or older database works: schema.apply creates or migrates it, under a lock.

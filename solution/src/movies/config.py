@@ -85,6 +85,13 @@ class Settings:
     """Runtime configuration. `database_url` None means: start the embedded PostgreSQL."""
 
     database_url: str | None = None
+    # A streaming replica (or a pooler in front of replicas) that serves the API's reads; None:
+    # reads use database_url. Writes, migrations and the loader always use database_url.
+    database_read_url: str | None = None
+    # Server-side prepared statements for the read path. A pooler in transaction mode (pgbouncer
+    # before 1.21, or any version for SQL-level PREPARE) hands each statement to any server
+    # connection, where the statement was never prepared: switch them off behind one.
+    prepared_statements: bool = True
     data_dir: Path = field(default_factory=lambda: Path(".data").resolve())
     source: str = DEFAULT_SOURCE
     api_tokens: tuple[str, ...] = ()
@@ -127,6 +134,9 @@ class Settings:
         tokens = tuple(t.strip() for t in env.get("MOVIES_API_TOKENS", "").split(",") if t.strip())
         return cls(
             database_url=env.get("DATABASE_URL", "").strip() or None,
+            database_read_url=env.get("DATABASE_READ_URL", "").strip() or None,
+            prepared_statements=_choice(env, "MOVIES_PREPARED_STATEMENTS", "on", ("on", "off"))
+            == "on",
             data_dir=Path(env.get("MOVIES_DATA_DIR", "").strip() or ".data").resolve(),
             source=env.get("MOVIES_SOURCE", "").strip() or DEFAULT_SOURCE,
             api_tokens=tokens,

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from movies.config import Settings
 from movies.embedded import start_embedded
+from movies.prepared import PREPARED_OPTION
 
 
 def database_url(settings: Settings) -> str:
@@ -55,4 +56,5 @@ def engine_options(settings: Settings) -> dict:
         "pool_size": settings.gunicorn_threads,
         "max_overflow": settings.gunicorn_threads,
         "connect_args": {"options": options, "connect_timeout": settings.db_connect_timeout_s},
+        "execution_options": {PREPARED_OPTION: settings.prepared_statements},
     }

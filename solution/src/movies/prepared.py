@@ -14,6 +14,9 @@ plain round trip and no PREPARE. Each connection keeps at most `MAX_PREPARED` st
 drops the least recently used one (its DEALLOCATE travels with the next PREPARE, in the same
 round trip). The registry lives in the pool's per-connection `info`, which SQLAlchemy clears
 when it replaces a dead connection, so a new connection starts with an empty registry.
+
+An engine created with the execution option `movies_prepared=False` (behind a pooler in
+transaction mode: settings.prepared_statements) sends every statement as plain SQL.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from movies.query import Sql
 MAX_PREPARED = 256
 MAX_SEEN = 4096
 _REGISTRY_KEY = "movies.prepared"
+PREPARED_OPTION = "movies_prepared"
 # invalid_sql_statement_name: the server no longer knows a statement (DISCARD/DEALLOCATE ALL).
 _UNKNOWN_STATEMENT = "26000"
 
@@ -68,7 +72,10 @@ def fetch_all(
     statement: Any = sql
     try:
         text, args = prepared_text(cursor, sql, params, bound)
-        statement, args = _statement_for(registry, text, args, sql, params)
+        if conn.get_execution_options().get(PREPARED_OPTION, True):
+            statement, args = _statement_for(registry, text, args, sql, params)
+        else:
+            statement, args = sql, params
         try:
             cursor.execute(statement, args)
         except dbapi.Error as exc:

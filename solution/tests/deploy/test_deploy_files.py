@@ -28,7 +28,9 @@ PACKAGE = REPO / "solution" / "src" / "movies"
 
 # Variables Compose interpolates: ${NAME}, ${NAME:-default}, ${NAME:?message}; not $${escaped}.
 COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)")
-SETTING_NAME = re.compile(r"[\"'](DATABASE_URL|MOVIES_[A-Z0-9_]+|GUNICORN_[A-Z0-9_]+)[\"']")
+SETTING_NAME = re.compile(
+    r"[\"'](DATABASE_(?:READ_)?URL|MOVIES_[A-Z0-9_]+|GUNICORN_[A-Z0-9_]+)[\"']"
+)
 ENV_LINE = re.compile(r"^#?\s*([A-Z_][A-Z0-9_]*)=", re.MULTILINE)
 
 

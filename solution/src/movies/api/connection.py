@@ -12,17 +12,40 @@ import sqlalchemy as sa
 from flask import g
 from flask_sqlalchemy import SQLAlchemy
 
+from movies.api.routing import REPLICA_BIND, read_connection
+from movies.config import Settings
+from movies.db import engine_options, engine_url
+
 db = SQLAlchemy()
 
 
+def replica_binds(settings: Settings) -> dict[str, dict]:
+    """SQLALCHEMY_BINDS: the read replica's engine, when `settings.database_read_url` is set."""
+    if not settings.database_read_url:
+        return {}
+    return {
+        REPLICA_BIND: {"url": engine_url(settings.database_read_url), **engine_options(settings)}
+    }
+
+
+def read_engine() -> sa.Engine:
+    """The engine that serves reads: the replica's (api/routing.py), else the primary's."""
+    return db.engines.get(REPLICA_BIND, db.engine)
+
+
 def get_connection(*, write: bool = False) -> sa.Connection:
-    """The request's connection (taken from the pool on first use)."""
+    """The request's connection (taken from the pool on first use).
+
+    Writes use the primary; reads the replica when there is one (api/routing.py).
+    """
     conn = g.get("db_connection")
     if conn is None:
-        conn = db.engine.connect()
         if write:
+            conn = db.engine.connect()
             # A real transaction; the pool puts the connection back in autocommit afterwards.
             conn.execution_options(isolation_level="READ COMMITTED")
+        else:
+            conn = read_connection(db.engine, db.engines.get(REPLICA_BIND))
         g.db_connection = conn
     return conn
 

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from movies import repository
 from movies.api.auth import require_token
 from movies.api.caching import conditional
-from movies.api.connection import db, get_connection
+from movies.api.connection import get_connection, read_engine
 from movies.api.export import export_response
 from movies.api.params import (
     MOVIE_ID,
@@ -21,6 +21,7 @@ from movies.api.params import (
     parse_list_args,
     parse_new_movie,
 )
+from movies.api.routing import remember_write
 from movies.api.serializers import dataset_json, facets_json, movie_json
 from movies.config import Settings
 from movies.cursor import encode_cursor
@@ -105,7 +106,7 @@ def export_movies() -> Response:
     parsed = parse_export_args(
         request.args, partial(_vocabulary().resolve, get_connection()), settings.secret_key
     )
-    return export_response(parsed, db.engine, settings.export_statement_timeout_ms)
+    return export_response(parsed, read_engine(), settings.export_statement_timeout_ms)
 
 
 @bp.get("/movies/<movie_id>")
@@ -135,7 +136,9 @@ def create_movie() -> tuple[Response, int, dict[str, str]]:
         raise ConflictError(f"a movie with imdb_id {fields['imdb_id']} already exists")
     row = repository.insert_movie(conn, fields)
     conn.commit()
-    return jsonify(movie_json(row)), 201, {"Location": f"/movies/{row.id}"}
+    response = jsonify(movie_json(row))
+    remember_write(response, conn)
+    return response, 201, {"Location": f"/movies/{row.id}"}
 
 
 @bp.get("/genres")

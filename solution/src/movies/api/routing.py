@@ -1,0 +1,86 @@
+"""Which PostgreSQL server a request talks to: reads to the replica, writes to the primary.
+
+With `settings.database_read_url` set, the app has a second engine (the Flask-SQLAlchemy bind
+`replica`) and every read request takes its connection from it; POST /movies, migrations and the
+loader use the primary (`database_url`). Without it, reads use the primary too.
+
+Read-your-writes: a streaming replica replays the primary's WAL a little later (milliseconds;
+seconds during a full reload). So that a client that creates a movie can read it back at its
+`Location` at once, the answer to a write carries the primary's WAL position after the commit
+(the write's LSN) in a short-lived signed cookie. A read that brings the cookie asks the replica
+whether it has replayed that far (`pg_last_wal_replay_lsn()`, one cheap statement) and, if not,
+reads from the primary instead. Routing to the primary, rather than waiting for the replica,
+adds no latency and cannot time out; the primary serves only the few reads of clients that have
+just written, for at most the cookie's lifetime. Every other read pays nothing. A cookie that
+does not verify (tampered, expired, another key) is ignored: the read goes to the replica.
+
+Browsers and cookie-keeping clients (`curl -b/-c`, `requests.Session`) need nothing else; the
+cookie is also `HttpOnly` and `SameSite=Lax`. An HTTP cache in front must not answer a request
+that carries it (the scale profile's nginx bypasses its cache for it).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Flask, Response, current_app, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from movies.config import Settings
+
+REPLICA_BIND = "replica"
+WRITE_LSN_COOKIE = "movies_write_lsn"
+# Long enough for any replay lag seen under load (BENCHMARKS.md, "Scaling out"), short enough
+# that a client that wrote once does not read from the primary for long.
+WRITE_LSN_MAX_AGE_S = 30
+_SERIALIZER_KEY = "movies.write_lsn"
+_REPLAYED = (
+    # NULL on a server that is not in recovery: a primary has every commit of its own.
+    "SELECT coalesce(pg_last_wal_replay_lsn() >= %(lsn)s::pg_lsn, NOT pg_is_in_recovery())"
+)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """With a replica, keep the key that signs the write-LSN cookie."""
+    if settings.database_read_url:
+        app.extensions[_SERIALIZER_KEY] = URLSafeTimedSerializer(
+            settings.secret_key, salt=_SERIALIZER_KEY
+        )
+
+
+def read_connection(primary: sa.Engine, replica: sa.Engine | None) -> sa.Connection:
+    """A connection for a read: the replica, unless it has not replayed the client's last write."""
+    if replica is None:
+        return primary.connect()
+    conn = replica.connect()
+    lsn = _client_write_lsn()
+    if lsn is None or conn.exec_driver_sql(_REPLAYED, {"lsn": lsn}).scalar():
+        return conn
+    conn.close()
+    return primary.connect()
+
+
+def remember_write(response: Response, conn: sa.Connection) -> None:
+    """Give the client the WAL position of the write just committed on `conn` (with a replica)."""
+    serializer = current_app.extensions.get(_SERIALIZER_KEY)
+    if serializer is None:
+        return
+    lsn = conn.exec_driver_sql("SELECT pg_current_wal_lsn()::text").scalar()
+    response.set_cookie(
+        WRITE_LSN_COOKIE,
+        serializer.dumps(lsn),
+        max_age=WRITE_LSN_MAX_AGE_S,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def _client_write_lsn() -> str | None:
+    token = request.cookies.get(WRITE_LSN_COOKIE)
+    serializer = current_app.extensions.get(_SERIALIZER_KEY)
+    if not token or serializer is None:
+        return None
+    try:
+        lsn = serializer.loads(token, max_age=WRITE_LSN_MAX_AGE_S)
+    except BadSignature:  # an expired signature is one too
+        return None
+    return lsn if isinstance(lsn, str) else None
