@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test test-compose lint bench-load bench-api reliability clean
+.PHONY: demo run test test-compose lint bench-load bench-api reliability scale-up scale-down bench-scale clean
 
 $(STAMP): solution/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ bench-api: $(STAMP)  ## requests/s and p99 per query shape against the framework
 reliability: $(STAMP)  ## reload under traffic, killed loads, corrupt input, DB restart, sustained load
 	$(BIN)/python solution/bench/reliability.py
 
-clean:  ## stop the embedded database, remove the venv and every local data folder
+scale-up: $(STAMP)  ## primary + 2 streaming replicas, pgbouncers, 2 API replicas, nginx, redis (.data/scale)
+	$(BIN)/python solution/scale/topology.py up
+
+scale-down:  ## stop every process scale-up started (its data stays in .data/scale)
+	-$(BIN)/python solution/scale/topology.py down
+
+bench-scale: $(STAMP)  ## the scale-out topology under load: spread, cache, reload, failures, limits
+	$(BIN)/python solution/scale/bench_scale.py
+
+clean: scale-down  ## stop the embedded database, remove the venv and every local data folder
 	-$(BIN)/movies stop-db
 	rm -rf $(VENV) .data

@@ -1,0 +1,507 @@
+"""The scale-out topology on one machine, from Debian's packages: `make scale-up` / `scale-down`.
+
+    python solution/scale/topology.py up      # start everything (loads a synthetic data set)
+    python solution/scale/topology.py down    # stop everything it started; nothing keeps running
+    python solution/scale/topology.py status  # what runs, on which port
+
+On 127.0.0.1, each process under its own folder of .data/scale/:
+
+    nginx :57080 ── api1 :57501 ─┬─ pgbouncer :57442 ── primary :57432 ──┬── replica1 :57433
+     cache, LB  └── api2 :57502 ─┤   (writes)                            └── replica2 :57434
+                                 └─ pgbouncer :57443 / :57444 (reads, one per replica)
+    redis :57379: the rate-limit counters of both API replicas
+
+Each API replica reads through both replica poolers: DATABASE_READ_URL names the two hosts and
+libpq picks one at random per connection (`load_balance_hosts=random`) and tries the other when
+the first refuses. The poolers run in transaction mode; Debian's pgbouncer 1.18 knows nothing of
+prepared statements (protocol-level support came with 1.21, and SQL-level PREPARE never works in
+transaction mode: the EXECUTE may reach another server connection), so the API runs with
+MOVIES_PREPARED_STATEMENTS=off. pgbouncer also refuses the `options` startup parameter the app
+sends its per-connection settings in, so it ignores it and the API role carries them instead
+(ALTER ROLE ... SET). The loader connects to the primary directly (its load is one long
+transaction with session settings, which a transaction pooler would not keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pg_servers
+import sqlalchemy as sa
+
+from movies.schema import apply_schema
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+DATA = REPO / ".data" / "scale"
+APT_PACKAGES = ("postgresql", "pgbouncer", "nginx", "redis-server")
+SECRET_KEY = "scale-topology-secret-key"
+API_TOKEN = "scale-token"
+DATASET_SCALE = 0.1  # about 70 k movies: a reload takes seconds, enough to measure replay lag
+
+
+@dataclass(frozen=True)
+class Ports:
+    primary: int = 57432
+    replicas: tuple[int, ...] = (57433, 57434)
+    bouncer_primary: int = 57442
+    bouncer_replicas: tuple[int, ...] = (57443, 57444)
+    apis: tuple[int, ...] = (57501, 57502)
+    nginx: int = 57080
+    redis: int = 57379
+
+
+PORTS = Ports()
+REPLICA_NAMES = tuple(f"replica{n}" for n in range(1, len(PORTS.replicas) + 1))
+# The API's own settings of engine_options(), which pgbouncer cannot pass on.
+API_ROLE_SETTINGS = {
+    "statement_timeout": "5000",
+    "max_parallel_workers_per_gather": "0",
+    "random_page_cost": "1.1",
+}
+
+
+class TopologyError(RuntimeError):
+    """A part of the topology could not be started."""
+
+
+def log(message: str) -> None:
+    print(f"[scale] {message}", flush=True)
+
+
+# --- packages -------------------------------------------------------------------------------
+
+
+def install_missing_packages() -> None:
+    """apt-get install whichever of APT_PACKAGES' programs are missing."""
+    have = {
+        "postgresql": any(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+        "pgbouncer": shutil.which("pgbouncer") is not None,
+        "nginx": shutil.which("nginx") is not None,
+        "redis-server": shutil.which("redis-server") is not None,
+    }
+    missing = [name for name in APT_PACKAGES if not have[name]]
+    if not missing:
+        return
+    log(f"installing {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def primary_server() -> pg_servers.PgServer:
+    return pg_servers.PgServer(DATA / "pg" / "primary", PORTS.primary)
+
+
+def replica_servers() -> list[pg_servers.PgServer]:
+    return [
+        pg_servers.PgServer(DATA / "pg" / name, port)
+        for name, port in zip(REPLICA_NAMES, PORTS.replicas, strict=True)
+    ]
+
+
+def start_postgres() -> None:
+    """The primary with the schema and roles, then the replicas (pg_basebackup -R)."""
+    folder = DATA / "pg"
+    primary = primary_server()
+    if (primary.data / "PG_VERSION").exists():
+        for server in (primary, *replica_servers()):
+            pg_servers.start(server)
+        return
+    pg_servers.init_primary(folder, PORTS.primary, {"max_wal_size": "2GB"})
+    _prepare_database(primary)
+    for name, port in zip(REPLICA_NAMES, PORTS.replicas, strict=True):
+        pg_servers.init_replica(primary, folder, name, port)
+
+
+def _prepare_database(primary: pg_servers.PgServer) -> None:
+    """Database `movies`, the sql-scripts' roles and schema, logins for the two roles."""
+    admin = sa.create_engine(_driver(primary.url()), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE movies")
+    admin.dispose()
+    engine = sa.create_engine(_driver(primary.url("movies")), isolation_level="AUTOCOMMIT")
+    apply_schema(engine)  # the sql-scripts' roles, tables and privileges, as compose's db runs them
+    with engine.connect() as conn:
+        # 127.0.0.1 is trusted (initdb -A trust): these logins need no password here.
+        conn.exec_driver_sql("ALTER ROLE movies_loader LOGIN")
+        conn.exec_driver_sql("ALTER ROLE movies_api LOGIN")
+        for name, value in API_ROLE_SETTINGS.items():
+            conn.exec_driver_sql(f"ALTER ROLE movies_api SET {name} = '{value}'")
+    engine.dispose()
+
+
+def _driver(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+# --- pgbouncer ------------------------------------------------------------------------------
+
+
+def bouncers() -> list[tuple[str, int, int]]:
+    """(name, pooler port, server port) of each pooler."""
+    return [
+        ("primary", PORTS.bouncer_primary, PORTS.primary),
+        *zip(REPLICA_NAMES, PORTS.bouncer_replicas, PORTS.replicas, strict=True),
+    ]
+
+
+def pgbouncer_ini(folder: Path, port: int, server_port: int) -> str:
+    return f"""[databases]
+movies = host=127.0.0.1 port={server_port} dbname=movies
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {folder}/userlist.txt
+pool_mode = transaction
+; Two API replicas x 2 workers x (pool + overflow) clients; few server connections serve them.
+max_client_conn = 200
+default_pool_size = 10
+; Clients that reach a pooler whose server is down are refused at login at once, so libpq tries
+; the next host of DATABASE_READ_URL.
+server_login_retry = 1
+; The app sends its settings in `options`; the role carries them here (see topology.py).
+ignore_startup_parameters = extra_float_digits,options
+logfile = {folder}/pgbouncer.log
+pidfile = {folder}/pgbouncer.pid
+"""
+
+
+def start_bouncer(name: str, port: int, server_port: int) -> None:
+    folder = pg_servers.prepare_folder(DATA / f"pgbouncer-{name}")
+    (folder / "pgbouncer.ini").write_text(pgbouncer_ini(folder, port, server_port))
+    (folder / "userlist.txt").write_text('"movies_api" ""\n"movies_loader" ""\n')
+    for path in folder.iterdir():
+        _give_to_service_user(path)
+    _run_as_service_user(["pgbouncer", "-d", str(folder / "pgbouncer.ini")])
+    _wait_for_port(port, f"pgbouncer {name}")
+
+
+# --- redis ----------------------------------------------------------------------------------
+
+
+def start_redis() -> None:
+    folder = DATA / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(PORTS.redis),
+            "--dir",
+            str(folder),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(folder / "redis.pid"),
+            "--logfile",
+            str(folder / "redis.log"),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+    )
+    _wait_for_port(PORTS.redis, "redis")
+
+
+# --- API replicas ---------------------------------------------------------------------------
+
+
+def api_environment() -> dict[str, str]:
+    """The settings every API replica runs with."""
+    # SQLAlchemy's spelling of a libpq multi-host URL: one host= per pooler.
+    reads = "&".join(f"host=127.0.0.1:{port}" for port in PORTS.bouncer_replicas)
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://movies_api@127.0.0.1:{PORTS.bouncer_primary}/movies",
+        "DATABASE_READ_URL": f"postgresql://movies_api@/movies?{reads}&load_balance_hosts=random",
+        "MOVIES_PREPARED_STATEMENTS": "off",
+        "MOVIES_RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{PORTS.redis}",
+        "MOVIES_TRUSTED_PROXIES": "1",  # nginx appends the client's address
+        "MOVIES_SECRET_KEY": SECRET_KEY,  # shared: cursors and write cookies work on every replica
+        "MOVIES_API_TOKENS": API_TOKEN,
+        "MOVIES_DB_CONNECT_TIMEOUT_S": "2",
+        "GUNICORN_WORKERS": "2",
+    }
+
+
+def loader_environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://movies_loader@127.0.0.1:{PORTS.primary}/movies",
+    }
+
+
+def start_api(number: int) -> None:
+    """API replica `number` (1-based) under gunicorn, detached; its pid in its folder."""
+    port = PORTS.apis[number - 1]
+    folder = DATA / f"api{number}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "api.log").open("ab") as out:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "movies"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**api_environment(), "MOVIES_DATA_DIR": str(folder)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (folder / "api.pid").write_text(str(process.pid))
+    _wait_for_http(f"http://127.0.0.1:{port}/healthz", f"api{number}")
+
+
+# --- nginx ----------------------------------------------------------------------------------
+
+
+def nginx_conf(folder: Path) -> str:
+    servers = "\n".join(
+        f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in PORTS.apis
+    )
+    return f"""worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 1024; }}
+
+http {{
+    # Which API replica answered, and whether the cache did (HIT: the API never saw it).
+    log_format scale '$remote_addr "$request" $status $upstream_addr $upstream_cache_status';
+    access_log {folder}/access.log scale;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+
+    # Freshness comes from the API's Cache-Control; nginx stores one variant per Vary value.
+    proxy_cache_path {folder}/cache levels=1:2 keys_zone=movies:10m max_size=256m inactive=10m;
+
+    upstream api {{
+{servers}
+        keepalive 32;
+    }}
+
+    server {{
+        listen 127.0.0.1:{PORTS.nginx};
+        location / {{
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            # A replica that is down or refuses: the request goes to the other one. Only
+            # idempotent requests are retried (nginx never resends a POST).
+            proxy_next_upstream error timeout http_502;
+            proxy_connect_timeout 1s;
+
+            proxy_cache movies;
+            proxy_cache_key $scheme$request_method$host$request_uri;
+            # Stale entries are revalidated with If-None-Match: a 304 from the API refreshes them.
+            proxy_cache_revalidate on;
+            proxy_cache_lock on;
+            # Never answered from, nor stored in, the cache: requests with credentials, and
+            # reads of a client that has just written (api/routing.py's cookie).
+            proxy_cache_bypass $http_authorization $cookie_movies_write_lsn;
+            proxy_no_cache $http_authorization $cookie_movies_write_lsn;
+            add_header X-Cache-Status $upstream_cache_status always;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx() -> None:
+    folder = DATA / "nginx"
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "nginx.conf"
+    conf.write_text(nginx_conf(folder))
+    subprocess.run(["nginx", "-c", str(conf), "-p", str(folder)], check=True)
+    _wait_for_http(f"http://127.0.0.1:{PORTS.nginx}/healthz", "nginx")
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def load_dataset() -> None:
+    """Generate the synthetic data set once and load it on the primary (skipped if loaded)."""
+    dataset = DATA / "dataset"
+    if not (dataset / "title.basics.tsv.gz").exists():
+        log(f"generating a synthetic data set (scale {DATASET_SCALE})")
+        subprocess.run(
+            [str(VENV_BIN / "movies"), "generate", str(dataset), "--scale", str(DATASET_SCALE)],
+            check=True,
+        )
+    reload_dataset()
+
+
+def reload_dataset() -> float:
+    """A full load on the primary; its wall seconds."""
+    started = time.monotonic()
+    subprocess.run(
+        [str(VENV_BIN / "movies"), "load"],
+        env={**loader_environment(), "MOVIES_SOURCE": str(DATA / "dataset")},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.monotonic() - started
+
+
+# --- up, down, status -----------------------------------------------------------------------
+
+
+def up() -> None:
+    install_missing_packages()
+    DATA.mkdir(parents=True, exist_ok=True)
+    log("PostgreSQL: primary and replicas")
+    start_postgres()
+    log("pgbouncer in front of each")
+    for name, port, server_port in bouncers():
+        start_bouncer(name, port, server_port)
+    log("redis")
+    start_redis()
+    log("data set")
+    load_dataset()
+    log("API replicas")
+    for number in range(1, len(PORTS.apis) + 1):
+        start_api(number)
+    log("nginx")
+    start_nginx()
+    status()
+
+
+def down() -> None:
+    """Stop every process of the topology (those that run); the data folders stay."""
+    _stop_pid_file(DATA / "nginx" / "nginx.pid", "nginx", signal.SIGQUIT)
+    for number in range(1, len(PORTS.apis) + 1):
+        _stop_pid_file(DATA / f"api{number}" / "api.pid", f"api{number}")
+    _stop_pid_file(DATA / "redis" / "redis.pid", "redis")
+    for name, _, _ in bouncers():
+        _stop_pid_file(DATA / f"pgbouncer-{name}" / "pgbouncer.pid", f"pgbouncer {name}")
+    for server in (*replica_servers(), primary_server()):
+        if (server.data / "postmaster.pid").exists():
+            log(f"stopping PostgreSQL {server.data.name}")
+            pg_servers.stop(server)
+
+
+def status() -> dict[str, bool]:
+    """Print and return which parts answer on their ports."""
+    parts = {
+        "primary": PORTS.primary,
+        **dict(zip(REPLICA_NAMES, PORTS.replicas, strict=True)),
+        **{f"pgbouncer-{name}": port for name, port, _ in bouncers()},
+        "redis": PORTS.redis,
+        **{f"api{n}": port for n, port in enumerate(PORTS.apis, 1)},
+        "nginx": PORTS.nginx,
+    }
+    running = {name: _port_open(port) for name, port in parts.items()}
+    for name, answers in running.items():
+        print(f"  {name:<20} 127.0.0.1:{parts[name]:<6} {'up' if answers else 'down'}")
+    return running
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _give_to_service_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, pg_servers.SERVICE_USER, pg_servers.SERVICE_USER)
+
+
+def _run_as_service_user(command: list[str]) -> None:
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", pg_servers.SERVICE_USER, "--", *command]
+    subprocess.run(command, check=True)
+
+
+def _stop_pid_file(pid_file: Path, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal the process of `pid_file` and wait (up to 30 s) until it has gone."""
+    if not pid_file.exists():
+        return
+    text = pid_file.read_text().strip()
+    pid = int(text) if text.isdigit() else None
+    if pid is None or not _alive(pid):
+        pid_file.unlink(missing_ok=True)
+        return
+    log(f"stopping {name} (pid {pid})")
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of this process counts as gone.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for_port(port: int, name: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _port_open(port):
+        if time.monotonic() > deadline:
+            raise TopologyError(f"{name} is not listening on 127.0.0.1:{port}")
+        time.sleep(0.1)
+
+
+def _wait_for_http(url: str, name: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TopologyError(f"{name} does not answer {url} (see its log under {DATA})")
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("up", "down", "status"))
+    command = parser.parse_args(argv).command
+    try:
+        {"up": up, "down": down, "status": status}[command]()
+    except (TopologyError, pg_servers.PgServerError, subprocess.CalledProcessError) as exc:
+        print(f"[scale] {command} failed: {exc}", file=sys.stderr)
+        if command == "up":
+            down()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
