@@ -129,11 +129,11 @@ def start_postgres() -> None:
 
 def _prepare_database(primary: pg_servers.PgServer) -> None:
     """Database `movies`, the sql-scripts' roles and schema, logins for the two roles."""
-    admin = sa.create_engine(_driver(primary.url()), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(driver_url(primary.url()), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql("CREATE DATABASE movies")
     admin.dispose()
-    engine = sa.create_engine(_driver(primary.url("movies")), isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(driver_url(primary.url("movies")), isolation_level="AUTOCOMMIT")
     apply_schema(engine)  # the sql-scripts' roles, tables and privileges, as compose's db runs them
     with engine.connect() as conn:
         # 127.0.0.1 is trusted (initdb -A trust): these logins need no password here.
@@ -144,7 +144,7 @@ def _prepare_database(primary: pg_servers.PgServer) -> None:
     engine.dispose()
 
 
-def _driver(url: str) -> str:
+def driver_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
@@ -390,12 +390,12 @@ def up() -> None:
 
 def down() -> None:
     """Stop every process of the topology (those that run); the data folders stay."""
-    _stop_pid_file(DATA / "nginx" / "nginx.pid", "nginx", signal.SIGQUIT)
+    stop_pid_file(DATA / "nginx" / "nginx.pid", "nginx", signal.SIGQUIT)
     for number in range(1, len(PORTS.apis) + 1):
-        _stop_pid_file(DATA / f"api{number}" / "api.pid", f"api{number}")
-    _stop_pid_file(DATA / "redis" / "redis.pid", "redis")
+        stop_pid_file(DATA / f"api{number}" / "api.pid", f"api{number}")
+    stop_pid_file(DATA / "redis" / "redis.pid", "redis")
     for name, _, _ in bouncers():
-        _stop_pid_file(DATA / f"pgbouncer-{name}" / "pgbouncer.pid", f"pgbouncer {name}")
+        stop_pid_file(DATA / f"pgbouncer-{name}" / "pgbouncer.pid", f"pgbouncer {name}")
     for server in (*replica_servers(), primary_server()):
         if (server.data / "postmaster.pid").exists():
             log(f"stopping PostgreSQL {server.data.name}")
@@ -432,7 +432,7 @@ def _run_as_service_user(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def _stop_pid_file(pid_file: Path, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+def stop_pid_file(pid_file: Path, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
     """Signal the process of `pid_file` and wait (up to 30 s) until it has gone."""
     if not pid_file.exists():
         return

@@ -1,0 +1,416 @@
+"""`make bench-scale`: the scale-out topology (topology.py) under load, through nginx.
+
+Starts the topology if it is not up (and stops it again at the end in that case), then:
+
+1. spread: uncached reads by id; which API replica answered (nginx's access log) and how many
+   transactions each PostgreSQL server ran (pg_stat_database), so reads reach both replicas and
+   not the primary;
+2. cache: the same URLs again; nginx answers them (X-Cache-Status HIT), the API logs none; a
+   request with Authorization is never answered from the cache (BYPASS);
+3. reload: a full load on the primary under 8-connection read load: failed requests, the
+   replicas' replay lag while it runs (pg_stat_replication), and both replicas serving the new
+   load at the end;
+4. failures: under the same load, one PostgreSQL replica and one API replica are stopped, then
+   started again: the failed share, the recovery time, and both rejoining;
+5. read-your-writes: 1,000 times POST then an immediate GET of its Location through nginx, each
+   try a new client: misses must be 0;
+6. rate limit: writes from one client address, spread by nginx over both API replicas, are
+   limited once in total (redis), and with redis stopped requests are served and the failure
+   logged (the limiter fails open).
+
+Every client request goes to 127.0.0.1. Load connections take their source address from
+127.1.0.0/16 and change it every 100 requests, so the per-address read limit (6,000/minute) never
+bites the load itself. Figures are printed; nothing is written to disk beyond the topology's logs.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pg_servers
+import sqlalchemy as sa
+import topology
+from topology import DATA, PORTS
+
+NGINX_LOG = DATA / "nginx" / "access.log"
+LOAD_CONNECTIONS = 8
+REQUESTS_PER_ADDRESS = 100
+POST_GET_TRIES = 1000
+AUTH = {"Authorization": f"Bearer {topology.API_TOKEN}"}
+_addresses = (f"127.1.{a}.{b}" for a, b in itertools.product(range(256), range(1, 255)))
+_address_lock = threading.Lock()
+
+
+def next_address() -> str:
+    with _address_lock:
+        return next(_addresses)
+
+
+def request(
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    address: str = "127.0.0.1",
+) -> http.client.HTTPResponse:
+    """One request through nginx on a connection of its own (read body included)."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", PORTS.nginx, timeout=10, source_address=(address, 0)
+    )
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        response.body = response.read()  # type: ignore[attr-defined]
+        return response
+    finally:
+        conn.close()
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """`connections` threads reading `paths` through nginx, each path once, until stopped.
+
+    Each path is sent once (nginx has not seen it: the API and PostgreSQL answer every request)
+    until all were sent; then they go round again, answered by nginx's cache.
+    """
+
+    paths: list[str]
+    connections: int = LOAD_CONNECTIONS
+    outcomes: list[tuple[float, bool]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _next_path: Iterator[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next_path = itertools.cycle(self.paths)
+
+    def __enter__(self) -> Load:
+        for _ in range(self.connections):
+            thread = threading.Thread(target=self._run, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection(
+                    "127.0.0.1", PORTS.nginx, timeout=10, source_address=(next_address(), 0)
+                )
+                sent = 0
+            try:
+                conn.request("GET", next(self._next_path))
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = None
+            self.outcomes.append((time.monotonic(), ok))
+            sent += 1
+            if conn is not None and sent >= REQUESTS_PER_ADDRESS:
+                conn.close()
+                conn = None
+
+    def summary(self, since: float = 0.0) -> tuple[int, int]:
+        """(requests, failed) since the monotonic time `since`."""
+        chosen = [ok for t, ok in self.outcomes if t >= since]
+        return len(chosen), chosen.count(False)
+
+    def last_failure(self) -> float | None:
+        failures = [t for t, ok in self.outcomes if not ok]
+        return failures[-1] if failures else None
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+
+def servers() -> dict[str, pg_servers.PgServer]:
+    return {"primary": topology.primary_server()} | {
+        s.data.name: s for s in topology.replica_servers()
+    }
+
+
+def transactions() -> dict[str, int]:
+    """Committed transactions in database movies, per server (read straight from each)."""
+    counts = {}
+    for name, server in servers().items():
+        engine = sa.create_engine(topology.driver_url(server.url("movies")))
+        with engine.connect() as conn:
+            counts[name] = conn.exec_driver_sql(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = 'movies'"
+            ).scalar()
+        engine.dispose()
+    return counts
+
+
+def nginx_upstreams(since_line: int) -> Counter:
+    lines = NGINX_LOG.read_text().splitlines()[since_line:]
+    return Counter(line.rsplit(" ", 2)[1] for line in lines)
+
+
+def nginx_cache_statuses(since_line: int) -> Counter:
+    lines = NGINX_LOG.read_text().splitlines()[since_line:]
+    return Counter(line.rsplit(" ", 1)[1] for line in lines)
+
+
+def log_lines(path: Path) -> int:
+    return len(path.read_text(errors="replace").splitlines()) if path.exists() else 0
+
+
+def api_access_lines(since: dict[int, int]) -> int:
+    total = 0
+    for number in since:
+        lines = (DATA / f"api{number}" / "api.log").read_text(errors="replace").splitlines()
+        total += sum(" movies.access " in line for line in lines[since[number] :])
+    return total
+
+
+def movie_paths() -> list[str]:
+    engine = sa.create_engine(topology.driver_url(topology.primary_server().url("movies")))
+    with engine.connect() as conn:
+        ids = conn.exec_driver_sql("SELECT id FROM movie_imdb ORDER BY random()").scalars()
+        paths = [f"/movies/{movie_id}" for movie_id in ids]
+    engine.dispose()
+    return paths
+
+
+# --- the scenarios --------------------------------------------------------------------------
+
+
+def scenario_spread(paths: list[str]) -> list[str]:
+    paths = paths[:2000]
+    before_tx, before_line = transactions(), log_lines(NGINX_LOG)
+    for path in paths:
+        assert request("GET", path, address=next_address()).status == 200, path
+    after_tx = transactions()
+    upstreams = nginx_upstreams(before_line)
+    tx = {name: after_tx[name] - before_tx[name] for name in after_tx}
+    return [
+        f"spread: {len(paths)} uncached GETs; API replicas {dict(upstreams)}",
+        f"spread: transactions per PostgreSQL server {tx}",
+    ]
+
+
+def scenario_cache(paths: list[str]) -> list[str]:
+    paths = paths[:2000]
+    before_line = log_lines(NGINX_LOG)
+    before_api = {n: log_lines(DATA / f"api{n}" / "api.log") for n in (1, 2)}
+    for path in paths:
+        request("GET", path, address=next_address())
+    statuses = nginx_cache_statuses(before_line)
+    reached = api_access_lines(before_api)
+    with_auth = [
+        request("GET", paths[0], headers=AUTH).getheader("X-Cache-Status") for _ in range(2)
+    ]
+    return [
+        f"cache: {len(paths)} repeated GETs; nginx cache {dict(statuses)}; "
+        f"API access lines {reached}",
+        f"cache: GET with Authorization twice: X-Cache-Status {with_auth}",
+    ]
+
+
+def replication_lag() -> tuple[int, float]:
+    """(bytes, seconds) the furthest replica is behind the primary now."""
+    engine = sa.create_engine(topology.driver_url(topology.primary_server().url()))
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0),"
+            " coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication"
+        ).one()
+    engine.dispose()
+    return int(row[0]), float(row[1])
+
+
+def scenario_reload(paths: list[str]) -> list[str]:
+    paths = paths[2000:]
+    lags: list[tuple[int, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            lags.append(replication_lag())
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    with Load(paths) as load:
+        time.sleep(2)
+        sampler.start()
+        seconds = topology.reload_dataset()
+        time.sleep(2)
+        done.set()
+        sampler.join()
+    sent, failed = load.summary()
+    primary = topology.primary_server()
+    engine = sa.create_engine(topology.driver_url(primary.url("movies")))
+    with engine.connect() as conn:
+        lsn = conn.exec_driver_sql("SELECT pg_current_wal_lsn()::text").scalar()
+        load_id = conn.exec_driver_sql("SELECT max(id) FROM dataset_load").scalar()
+    engine.dispose()
+    replicas = []
+    for replica in topology.replica_servers():
+        pg_servers.wait_for_replay(lsn, replica.url("movies"))
+        engine = sa.create_engine(topology.driver_url(replica.url("movies")))
+        with engine.connect() as conn:
+            replicas.append(conn.exec_driver_sql("SELECT max(id) FROM dataset_load").scalar())
+        engine.dispose()
+    return [
+        f"reload: load {seconds:.1f} s under {LOAD_CONNECTIONS} connections: {sent} requests, "
+        f"{failed} failed",
+        f"reload: replay lag max {max(b for b, _ in lags) / 2**20:.1f} MiB, "
+        f"{max(s for _, s in lags):.2f} s ({len(lags)} samples)",
+        f"reload: dataset_load id primary {load_id}, replicas {replicas}",
+    ]
+
+
+def scenario_failures(paths: list[str]) -> list[str]:
+    paths = paths[2000:]
+    replica = topology.replica_servers()[0]
+    api_pid_file = DATA / "api1" / "api.pid"
+    with Load(paths) as load:
+        time.sleep(3)
+        stopped = time.monotonic()
+        pg_servers.stop(replica, "immediate")
+        # The whole process group, master and workers at once, as if its machine had gone.
+        os.killpg(int(api_pid_file.read_text()), signal.SIGKILL)
+        api_pid_file.unlink()
+        time.sleep(10)
+        during = load.summary(stopped)
+        last = load.last_failure()
+        restarted = time.monotonic()
+        pg_servers.start(replica)
+        topology.start_api(1)
+        before_line = log_lines(NGINX_LOG)
+        before_tx = transactions()
+        time.sleep(8)
+        after = load.summary(restarted)
+    upstreams = nginx_upstreams(before_line)
+    tx_replica = transactions()[replica.data.name] - before_tx[replica.data.name]
+    recovery = f"{last - stopped:.2f} s" if last is not None and last >= stopped else "0 s"
+    return [
+        f"failures: replica1 (immediate) and api1 (SIGKILL) stopped under {LOAD_CONNECTIONS} "
+        f"connections: {during[1]} of {during[0]} requests failed "
+        f"({100 * during[1] / max(during[0], 1):.2f} %) in the next 10 s; last failure "
+        f"{recovery} after the stop",
+        f"failures: after restarting both, {after[1]} of {after[0]} failed; api replicas "
+        f"{dict(upstreams)}; replica1 ran {tx_replica} transactions",
+    ]
+
+
+def scenario_read_your_writes(_paths: list[str]) -> list[str]:
+    misses = 0
+    started = time.monotonic()
+    for n in range(POST_GET_TRIES):
+        address = next_address()  # a new client each try: its own cookie, its own rate bucket
+        body = json.dumps({"title": f"Read your writes {n}", "year": 2001}).encode()
+        created = request(
+            "POST",
+            "/movies",
+            headers={**AUTH, "Content-Type": "application/json"},
+            body=body,
+            address=address,
+        )
+        assert created.status == 201, created.body  # type: ignore[attr-defined]
+        cookie = created.getheader("Set-Cookie", "").split(";", 1)[0]
+        found = request(
+            "GET", created.getheader("Location"), headers={"Cookie": cookie}, address=address
+        )
+        misses += found.status != 200
+    seconds = time.monotonic() - started
+    return [
+        f"read-your-writes: {POST_GET_TRIES} POST + GET through nginx: {misses} misses "
+        f"({seconds:.1f} s)"
+    ]
+
+
+def scenario_rate_limit(_paths: list[str]) -> list[str]:
+    address = next_address()
+    before_line = log_lines(NGINX_LOG)
+    statuses = Counter(
+        request(
+            "POST",
+            "/movies",
+            headers={**AUTH, "Content-Type": "application/json"},
+            body=b"{}",
+            address=address,
+        ).status
+        for _ in range(40)
+    )
+    upstreams = nginx_upstreams(before_line)
+    redis_pid = DATA / "redis" / "redis.pid"
+    topology.stop_pid_file(redis_pid, "redis")
+    logs = {n: DATA / f"api{n}" / "api.log" for n in (1, 2)}
+    before = {n: log_lines(path) for n, path in logs.items()}
+    served = Counter(request("GET", "/genres", address=next_address()).status for _ in range(10))
+    logged = sum(
+        "rate-limit storage failed" in line
+        for n, path in logs.items()
+        for line in path.read_text(errors="replace").splitlines()[before[n] :]
+    )
+    topology.start_redis()
+    return [
+        f"rate limit: 40 POSTs from one address (limit 30/minute) over API replicas "
+        f"{dict(upstreams)}: statuses {dict(statuses)}",
+        f"rate limit: redis stopped: 10 GETs answered {dict(served)}; "
+        f"'rate-limit storage failed' logged {logged} times",
+    ]
+
+
+SCENARIOS = {
+    "spread": scenario_spread,
+    "cache": scenario_cache,
+    "reload": scenario_reload,
+    "failures": scenario_failures,
+    "read-your-writes": scenario_read_your_writes,
+    "rate-limit": scenario_rate_limit,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    chosen = set(argv if argv is not None else sys.argv[1:]) or set(SCENARIOS)
+    started_here = not all(topology.status().values())
+    if started_here:
+        topology.up()
+    try:
+        # Every movie once, in a random order: the first 2,000 for spread and cache, the rest
+        # (68 k) for the loads, which so reach the API uncached.
+        paths = movie_paths()
+        report = []
+        for name, scenario in SCENARIOS.items():
+            if name in chosen:
+                report += scenario(paths)
+    except (AssertionError, subprocess.CalledProcessError, pg_servers.PgServerError) as exc:
+        print(f"bench-scale failed: {exc!r}", file=sys.stderr)
+        return 1
+    finally:
+        if started_here:
+            topology.down()
+    print("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
