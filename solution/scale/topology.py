@@ -41,7 +41,8 @@ import sqlalchemy as sa
 
 from movies.schema import apply_schema
 
-REPO = Path(__file__).resolve().parents[2]
+SCALE_FOLDER = Path(__file__).resolve().parent
+REPO = SCALE_FOLDER.parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
 DATA = REPO / ".data" / "scale"
 APT_PACKAGES = ("postgresql", "pgbouncer", "nginx", "redis-server")
@@ -292,7 +293,6 @@ http {{
     uwsgi_temp_path {folder}/uwsgi;
     scgi_temp_path {folder}/scgi;
 
-    # Freshness comes from the API's Cache-Control; nginx stores one variant per Vary value.
     proxy_cache_path {folder}/cache levels=1:2 keys_zone=movies:10m max_size=256m inactive=10m;
 
     upstream api {{
@@ -303,26 +303,7 @@ http {{
     server {{
         listen 127.0.0.1:{PORTS.nginx};
         location / {{
-            proxy_pass http://api;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            # A replica that is down or refuses: the request goes to the other one. Only
-            # idempotent requests are retried (nginx never resends a POST).
-            proxy_next_upstream error timeout http_502;
-            proxy_connect_timeout 1s;
-
-            proxy_cache movies;
-            proxy_cache_key $scheme$request_method$host$request_uri;
-            # Stale entries are revalidated with If-None-Match: a 304 from the API refreshes them.
-            proxy_cache_revalidate on;
-            proxy_cache_lock on;
-            # Never answered from, nor stored in, the cache: requests with credentials, and
-            # reads of a client that has just written (api/routing.py's cookie).
-            proxy_cache_bypass $http_authorization $cookie_movies_write_lsn;
-            proxy_no_cache $http_authorization $cookie_movies_write_lsn;
-            add_header X-Cache-Status $upstream_cache_status always;
+            include {SCALE_FOLDER / "nginx-proxy.conf"};
         }}
     }}
 }}

@@ -68,7 +68,7 @@ def env_example_names() -> set[str]:
 
 
 def test_compose_file_is_valid_with_the_example_settings() -> None:
-    for profile in ([], ["--profile", "refresh"]):
+    for profile in ([], ["--profile", "refresh"], ["--profile", "scale"]):
         result = compose(*profile, "config", "-q")
         assert result.returncode == 0, result.stderr
 
@@ -169,6 +169,65 @@ def test_database_runs_every_init_script_in_order(compose_config: dict) -> None:
     # migrations stay for movies.schema to apply to databases made before them.
     migrations = Path(init["source"]) / "migrations"
     assert migrations.is_dir() and sorted(migrations.glob("*.sql"))
+
+
+def scale_config(tmp_path: Path) -> dict:
+    """`config` of the scale profile with .env.example's scale block uncommented."""
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("# --- Scale profile"))
+    end = next(n for n in range(start + 1, len(lines)) if lines[n].startswith("# ---"))
+    scale_lines = [line[2:] for line in lines[start:end] if ENV_LINE.match(line)]
+    env_file = tmp_path / "scale.env"
+    env_file.write_text("\n".join([*lines, *scale_lines]) + "\n")
+    result = compose("--profile", "scale", "config", "--format", "json", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_scale_profile_writes_through_the_primary_pooler_and_reads_through_the_replicas(
+    tmp_path: Path,
+) -> None:
+    services = scale_config(tmp_path)["services"]
+    api = services["api"]["environment"]
+    assert api["DATABASE_URL"] == "postgresql://movies_api:change-me-api@pgbouncer:5432/movies"
+    assert (
+        api["DATABASE_READ_URL"]
+        == "postgresql://movies_api:change-me-api@pgbouncer-replica:5432/movies"
+    )
+    assert api["MOVIES_PREPARED_STATEMENTS"] == "off"
+    assert api["MOVIES_RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379"
+    assert api["MOVIES_TRUSTED_PROXIES"] == "1"
+    assert services["pgbouncer"]["environment"]["DB_HOST"] == "db"
+    assert services["pgbouncer-replica"]["environment"]["DB_HOST"] == "db-replica"
+    for pooler in ("pgbouncer", "pgbouncer-replica"):
+        assert services[pooler]["environment"]["POOL_MODE"] == "transaction"
+    replica = " ".join(services["db-replica"]["command"])
+    assert "pg_basebackup -h db -U movies_replicator" in replica
+    assert " -R " in replica
+    # A scaled service cannot share one data volume, nor one fixed host port.
+    assert "volumes" not in services["db-replica"]
+    assert "-" in services["api"]["ports"][0]["published"]
+
+
+def test_scale_profile_nginx_uses_the_shared_proxy_policy(tmp_path: Path) -> None:
+    nginx = scale_config(tmp_path)["services"]["nginx"]
+    mounted = {Path(v["source"]).name: v["target"] for v in nginx["volumes"]}
+    assert mounted == {
+        "nginx.conf": "/etc/nginx/nginx.conf",
+        "nginx-proxy.conf": "/etc/nginx/movies-proxy.conf",
+    }
+    conf = (REPO / "solution" / "scale" / "nginx.conf").read_text(encoding="utf-8")
+    assert "include /etc/nginx/movies-proxy.conf;" in conf
+    policy = (REPO / "solution" / "scale" / "nginx-proxy.conf").read_text(encoding="utf-8")
+    assert "proxy_no_cache $http_authorization" in policy
+    assert "proxy_cache_bypass $http_authorization" in policy
+
+
+def test_without_the_scale_settings_the_api_reads_from_db(compose_config: dict) -> None:
+    api = compose_config["services"]["api"]["environment"]
+    assert api["DATABASE_READ_URL"] == ""
+    assert "@db:5432/" in api["DATABASE_URL"]
+    assert not {"db-replica", "pgbouncer", "nginx", "redis"} & set(compose_config["services"])
 
 
 def test_image_runs_as_non_root_with_a_healthcheck() -> None:

@@ -19,13 +19,17 @@ from movies.db import engine_options, engine_url
 db = SQLAlchemy()
 
 
+# Read connections are renewed this often: a URL naming several replicas (libpq picks one per
+# connection) then spreads over a replica that came back, not only over those that stayed up.
+REPLICA_RECYCLE_S = 60
+
+
 def replica_binds(settings: Settings) -> dict[str, dict]:
     """SQLALCHEMY_BINDS: the read replica's engine, when `settings.database_read_url` is set."""
     if not settings.database_read_url:
         return {}
-    return {
-        REPLICA_BIND: {"url": engine_url(settings.database_read_url), **engine_options(settings)}
-    }
+    options = {**engine_options(settings), "pool_recycle": REPLICA_RECYCLE_S}
+    return {REPLICA_BIND: {"url": engine_url(settings.database_read_url), **options}}
 
 
 def read_engine() -> sa.Engine:

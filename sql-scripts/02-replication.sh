@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Compose database only: docker-entrypoint-initdb.d runs this once, on an empty volume. It creates
+# the login the db-replica services of the `scale` profile stream from (pg_basebackup -R), with
+# its password from .env, and lets it connect for replication. It may replicate, nothing else:
+# no database privileges at all. Other paths apply only the *.sql files.
+set -eo pipefail
+
+if [[ -z "${MOVIES_REPLICATION_DB_PASSWORD}" ]]; then
+    echo "02-replication.sh: set MOVIES_REPLICATION_DB_PASSWORD" >&2
+    exit 1
+fi
+
+psql --no-psqlrc -v ON_ERROR_STOP=1 \
+    --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" \
+    --set replication_password="${MOVIES_REPLICATION_DB_PASSWORD}" <<'SQL'
+CREATE ROLE movies_replicator WITH REPLICATION LOGIN PASSWORD :'replication_password';
+-- Behind pgbouncer the API's per-connection settings (the `options` startup parameter) are not
+-- passed on: the role carries the same values (movies.api.connection.engine_options).
+ALTER ROLE movies_api SET statement_timeout = '5s';
+ALTER ROLE movies_api SET max_parallel_workers_per_gather = 0;
+ALTER ROLE movies_api SET random_page_cost = 1.1;
+SQL
+# "all" in pg_hba.conf does not cover replication connections: they need a line of their own.
+echo "host replication movies_replicator all scram-sha-256" >> "${PGDATA}/pg_hba.conf"
+echo "02-replication.sh: movies_replicator can stream from this server"
