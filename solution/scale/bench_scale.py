@@ -44,10 +44,13 @@ import sqlalchemy as sa
 import topology
 from topology import DATA, PORTS
 
+from movies.api.connection import REPLICA_RECYCLE_S
+
 NGINX_LOG = DATA / "nginx" / "access.log"
 LOAD_CONNECTIONS = 8
 REQUESTS_PER_ADDRESS = 100
 POST_GET_TRIES = 1000
+REJOIN_S = REPLICA_RECYCLE_S + 10
 AUTH = {"Authorization": f"Bearer {topology.API_TOKEN}"}
 _addresses = (f"127.1.{a}.{b}" for a, b in itertools.product(range(256), range(1, 255)))
 _address_lock = threading.Lock()
@@ -287,13 +290,20 @@ def scenario_reload(paths: list[str]) -> list[str]:
 
 
 def scenario_failures(paths: list[str]) -> list[str]:
+    """Replica 2's host goes away (its PostgreSQL and its pgbouncer) and API replica 1 dies.
+
+    API replica 2 read from PostgreSQL replica 2: its reads must move to replica 1.
+    """
     paths = paths[2000:]
-    replica = topology.replica_servers()[0]
+    replica = topology.replica_servers()[1]
+    name, bouncer_port, server_port = topology.bouncers()[2]
+    bouncer_pid = DATA / f"pgbouncer-{name}" / "pgbouncer.pid"
     api_pid_file = DATA / "api1" / "api.pid"
     with Load(paths) as load:
         time.sleep(3)
         stopped = time.monotonic()
         pg_servers.stop(replica, "immediate")
+        topology.stop_pid_file(bouncer_pid, f"pgbouncer {name}", signal.SIGKILL)
         # The whole process group, master and workers at once, as if its machine had gone.
         os.killpg(int(api_pid_file.read_text()), signal.SIGKILL)
         api_pid_file.unlink()
@@ -302,21 +312,24 @@ def scenario_failures(paths: list[str]) -> list[str]:
         last = load.last_failure()
         restarted = time.monotonic()
         pg_servers.start(replica)
+        topology.start_bouncer(name, bouncer_port, server_port)
         topology.start_api(1)
         before_line = log_lines(NGINX_LOG)
         before_tx = transactions()
-        time.sleep(8)
+        # Longer than REPLICA_RECYCLE_S: API replica 2 renews its read connections and so
+        # goes back to its own PostgreSQL replica.
+        time.sleep(REJOIN_S)
         after = load.summary(restarted)
     upstreams = nginx_upstreams(before_line)
     tx_replica = transactions()[replica.data.name] - before_tx[replica.data.name]
     recovery = f"{last - stopped:.2f} s" if last is not None and last >= stopped else "0 s"
+    share = 100 * during[1] / max(during[0], 1)
     return [
-        f"failures: replica1 (immediate) and api1 (SIGKILL) stopped under {LOAD_CONNECTIONS} "
-        f"connections: {during[1]} of {during[0]} requests failed "
-        f"({100 * during[1] / max(during[0], 1):.2f} %) in the next 10 s; last failure "
-        f"{recovery} after the stop",
-        f"failures: after restarting both, {after[1]} of {after[0]} failed; api replicas "
-        f"{dict(upstreams)}; replica1 ran {tx_replica} transactions",
+        f"failures: replica2's PostgreSQL (immediate) and pgbouncer, and api1 (SIGKILL) stopped "
+        f"under {LOAD_CONNECTIONS} connections: {during[1]} of {during[0]} requests failed "
+        f"({share:.2f} %) in the next 10 s; last failure {recovery} after the stop",
+        f"failures: after restarting them, {after[1]} of {after[0]} failed in {REJOIN_S} s; "
+        f"API replicas {dict(upstreams)}; replica2 ran {tx_replica} transactions",
     ]
 
 

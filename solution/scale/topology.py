@@ -6,20 +6,23 @@
 
 On 127.0.0.1, each process under its own folder of .data/scale/:
 
-    nginx :57080 ── api1 :57501 ─┬─ pgbouncer :57442 ── primary :57432 ──┬── replica1 :57433
-     cache, LB  └── api2 :57502 ─┤   (writes)                            └── replica2 :57434
-                                 └─ pgbouncer :57443 / :57444 (reads, one per replica)
-    redis :57379: the rate-limit counters of both API replicas
+    nginx :26080 ─┬─ api1 :26501 ─┬─ pgbouncer :26442 ── primary :26432 (writes, loader)
+     cache, LB    └─ api2 :26502 ─┤    streaming replication ─┴─┬───────────────┐
+                                  ├─ pgbouncer :26443 ── replica1 :26433       │
+                                  └─ pgbouncer :26444 ── replica2 :26434 ──────┘
+    redis :26379: the rate-limit counters of both API replicas
 
-Each API replica reads through both replica poolers: DATABASE_READ_URL names the two hosts and
-libpq picks one at random per connection (`load_balance_hosts=random`) and tries the other when
-the first refuses. The poolers run in transaction mode; Debian's pgbouncer 1.18 knows nothing of
-prepared statements (protocol-level support came with 1.21, and SQL-level PREPARE never works in
-transaction mode: the EXECUTE may reach another server connection), so the API runs with
-MOVIES_PREPARED_STATEMENTS=off. pgbouncer also refuses the `options` startup parameter the app
-sends its per-connection settings in, so it ignores it and the API role carries them instead
-(ALTER ROLE ... SET). The loader connects to the primary directly (its load is one long
-transaction with session settings, which a transaction pooler would not keep).
+Each API replica reads through both replica poolers: DATABASE_READ_URL names the two hosts, its
+own replica first; libpq connects to the first that accepts, so API replica N reads from
+PostgreSQL replica N, and from the other one while replica N's host (PostgreSQL and its pooler)
+is down. Writes go through the primary's pooler. The poolers run in transaction mode; Debian's
+pgbouncer 1.18 knows nothing of prepared statements (protocol-level support came with 1.21, and
+SQL-level PREPARE never works in transaction mode: the EXECUTE may reach another server
+connection), so the API runs with MOVIES_PREPARED_STATEMENTS=off. pgbouncer also refuses the
+`options` startup parameter the app sends its per-connection settings in, so it ignores it and
+the API role carries them instead (ALTER ROLE ... SET). The loader connects to the primary
+directly (its load is one long transaction with session settings, which a transaction pooler
+would not keep).
 """
 
 from __future__ import annotations
@@ -53,13 +56,15 @@ DATASET_SCALE = 0.1  # about 70 k movies: a reload takes seconds, enough to meas
 
 @dataclass(frozen=True)
 class Ports:
-    primary: int = 57432
-    replicas: tuple[int, ...] = (57433, 57434)
-    bouncer_primary: int = 57442
-    bouncer_replicas: tuple[int, ...] = (57443, 57444)
-    apis: tuple[int, ...] = (57501, 57502)
-    nginx: int = 57080
-    redis: int = 57379
+    """Below Linux's ephemeral range (32768-60999): no outgoing connection can hold them."""
+
+    primary: int = 26432
+    replicas: tuple[int, ...] = (26433, 26434)
+    bouncer_primary: int = 26442
+    bouncer_replicas: tuple[int, ...] = (26443, 26444)
+    apis: tuple[int, ...] = (26501, 26502)
+    nginx: int = 26080
+    redis: int = 26379
 
 
 PORTS = Ports()
@@ -228,14 +233,18 @@ def start_redis() -> None:
 # --- API replicas ---------------------------------------------------------------------------
 
 
-def api_environment() -> dict[str, str]:
-    """The settings every API replica runs with."""
-    # SQLAlchemy's spelling of a libpq multi-host URL: one host= per pooler.
-    reads = "&".join(f"host=127.0.0.1:{port}" for port in PORTS.bouncer_replicas)
+def api_environment(number: int) -> dict[str, str]:
+    """The settings of API replica `number` (1-based)."""
+    # Replica `number` first, the others after it: libpq tries them in order, so each API
+    # replica reads from its own PostgreSQL replica and goes on to the next when that one is
+    # down. SQLAlchemy's spelling of a libpq multi-host URL: one host= per pooler.
+    first = (number - 1) % len(PORTS.bouncer_replicas)
+    ports = PORTS.bouncer_replicas[first:] + PORTS.bouncer_replicas[:first]
+    reads = "&".join(f"host=127.0.0.1:{port}" for port in ports)
     return {
         **os.environ,
         "DATABASE_URL": f"postgresql://movies_api@127.0.0.1:{PORTS.bouncer_primary}/movies",
-        "DATABASE_READ_URL": f"postgresql://movies_api@/movies?{reads}&load_balance_hosts=random",
+        "DATABASE_READ_URL": f"postgresql://movies_api@/movies?{reads}",
         "MOVIES_PREPARED_STATEMENTS": "off",
         "MOVIES_RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{PORTS.redis}",
         "MOVIES_TRUSTED_PROXIES": "1",  # nginx appends the client's address
@@ -261,7 +270,7 @@ def start_api(number: int) -> None:
     with (folder / "api.log").open("ab") as out:
         process = subprocess.Popen(
             [str(VENV_BIN / "movies"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**api_environment(), "MOVIES_DATA_DIR": str(folder)},
+            env={**api_environment(number), "MOVIES_DATA_DIR": str(folder)},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -324,6 +333,12 @@ def start_nginx() -> None:
 
 def load_dataset() -> None:
     """Generate the synthetic data set once and load it on the primary (skipped if loaded)."""
+    engine = sa.create_engine(driver_url(primary_server().url("movies")))
+    with engine.connect() as conn:
+        loaded = conn.exec_driver_sql("SELECT count(*) FROM dataset_load").scalar()
+    engine.dispose()
+    if loaded:
+        return
     dataset = DATA / "dataset"
     if not (dataset / "title.basics.tsv.gz").exists():
         log(f"generating a synthetic data set (scale {DATASET_SCALE})")

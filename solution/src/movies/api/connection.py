@@ -19,9 +19,9 @@ from movies.db import engine_options, engine_url
 db = SQLAlchemy()
 
 
-# Read connections are renewed this often: a URL naming several replicas (libpq picks one per
-# connection) then spreads over a replica that came back, not only over those that stayed up.
-REPLICA_RECYCLE_S = 60
+# Read connections are renewed this often: with a URL naming several replicas (libpq takes the
+# first that accepts), connections that moved on while a replica was down go back to it.
+REPLICA_RECYCLE_S = 30
 
 
 def replica_binds(settings: Settings) -> dict[str, dict]:
