@@ -404,7 +404,7 @@ SCENARIOS = {
 
 def main(argv: list[str] | None = None) -> int:
     chosen = set(argv if argv is not None else sys.argv[1:]) or set(SCENARIOS)
-    started_here = not all(topology.status().values())
+    started_here = not all(topology.status(quiet=True).values())
     if started_here:
         topology.up()
     try:

@@ -365,7 +365,12 @@ def reload_dataset() -> float:
 
 
 def up() -> None:
+    """Start the topology; if only some of it runs (an earlier start that failed), restart it."""
     install_missing_packages()
+    if all(status(quiet=True).values()):
+        log("already up")
+        return
+    down()
     DATA.mkdir(parents=True, exist_ok=True)
     log("PostgreSQL: primary and replicas")
     start_postgres()
@@ -398,8 +403,8 @@ def down() -> None:
             pg_servers.stop(server)
 
 
-def status() -> dict[str, bool]:
-    """Print and return which parts answer on their ports."""
+def status(*, quiet: bool = False) -> dict[str, bool]:
+    """Print (unless `quiet`) and return which parts answer on their ports."""
     parts = {
         "primary": PORTS.primary,
         **dict(zip(REPLICA_NAMES, PORTS.replicas, strict=True)),
@@ -409,7 +414,7 @@ def status() -> dict[str, bool]:
         "nginx": PORTS.nginx,
     }
     running = {name: _port_open(port) for name, port in parts.items()}
-    for name, answers in running.items():
+    for name, answers in running.items() if not quiet else ():
         print(f"  {name:<20} 127.0.0.1:{parts[name]:<6} {'up' if answers else 'down'}")
     return running
 
