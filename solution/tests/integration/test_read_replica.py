@@ -238,3 +238,26 @@ def test_settings_read_the_replica_url_and_prepared_switch() -> None:
     assert settings.prepared_statements is False
     assert Settings.from_env({}).prepared_statements is True
     assert Settings.from_env({}).database_read_url is None
+
+
+def test_unreachable_replica_sends_reads_to_the_primary(
+    servers: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    nothing_listens = f"postgresql://postgres@127.0.0.1:{pg_servers.free_port()}/movies"
+    application = create_app(
+        Settings(
+            database_url=servers[0],
+            database_read_url=nothing_listens,
+            secret_key=SECRET,
+            api_tokens=TOKENS,
+            db_connect_timeout_s=1,
+            **NO_RATE_LIMITS,
+        )
+    )
+    try:
+        client = application.test_client()
+        location = _create(client)
+        assert application.test_client().get(location).status_code == 200
+        assert "read replica unreachable, reading from the primary" in caplog.text
+    finally:
+        _close(application)

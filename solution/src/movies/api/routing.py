@@ -14,6 +14,9 @@ adds no latency and cannot time out; the primary serves only the few reads of cl
 just written, for at most the cookie's lifetime. Every other read pays nothing. A cookie that
 does not verify (tampered, expired, another key) is ignored: the read goes to the replica.
 
+A replica that cannot be reached (down, restarting, its pooler refusing logins) sends reads to
+the primary, connection by connection, until it answers again.
+
 Browsers and cookie-keeping clients (`curl -b/-c`, `requests.Session`) need nothing else; the
 cookie is also `HttpOnly` and `SameSite=Lax`. An HTTP cache in front must not answer a request
 that carries it (the scale profile's nginx bypasses its cache for it).
@@ -21,11 +24,15 @@ that carries it (the scale profile's nginx bypasses its cache for it).
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from movies.config import Settings
+
+log = logging.getLogger(__name__)
 
 REPLICA_BIND = "replica"
 WRITE_LSN_COOKIE = "movies_write_lsn"
@@ -51,7 +58,13 @@ def read_connection(primary: sa.Engine, replica: sa.Engine | None) -> sa.Connect
     """A connection for a read: the replica, unless it has not replayed the client's last write."""
     if replica is None:
         return primary.connect()
-    conn = replica.connect()
+    try:
+        conn = replica.connect()
+    except sa.exc.OperationalError as exc:
+        # The primary has every row the replica would have served: reads carry on there (at
+        # the cost of one failed connection attempt each) until the replica is back.
+        log.warning("read replica unreachable, reading from the primary: %s", exc.orig)
+        return primary.connect()
     lsn = _client_write_lsn()
     if lsn is None or conn.exec_driver_sql(_REPLAYED, {"lsn": lsn}).scalar():
         return conn
