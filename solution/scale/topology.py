@@ -42,7 +42,7 @@ from pathlib import Path
 import pg_servers
 import sqlalchemy as sa
 
-from movies.schema import apply_schema
+from movies import schema
 
 SCALE_FOLDER = Path(__file__).resolve().parent
 REPO = SCALE_FOLDER.parents[1]
@@ -140,7 +140,7 @@ def _prepare_database(primary: pg_servers.PgServer) -> None:
         conn.exec_driver_sql("CREATE DATABASE movies")
     admin.dispose()
     engine = sa.create_engine(driver_url(primary.url("movies")), isolation_level="AUTOCOMMIT")
-    apply_schema(engine)  # the sql-scripts' roles, tables and privileges, as compose's db runs them
+    schema.apply(engine)  # the sql-scripts' roles, tables and privileges, as compose's db runs them
     with engine.connect() as conn:
         # 127.0.0.1 is trusted (initdb -A trust): these logins need no password here.
         conn.exec_driver_sql("ALTER ROLE movies_loader LOGIN")
