@@ -241,10 +241,14 @@ def api_environment(number: int) -> dict[str, str]:
     first = (number - 1) % len(PORTS.bouncer_replicas)
     ports = PORTS.bouncer_replicas[first:] + PORTS.bouncer_replicas[:first]
     reads = "&".join(f"host=127.0.0.1:{port}" for port in ports)
+    replicas = PORTS.replicas[first:] + PORTS.replicas[:first]
+    exports = "&".join(f"host=127.0.0.1:{port}" for port in replicas)
     return {
         **os.environ,
         "DATABASE_URL": f"postgresql://movies_api@127.0.0.1:{PORTS.bouncer_primary}/movies",
         "DATABASE_READ_URL": f"postgresql://movies_api@/movies?{reads}",
+        # An export's cursor outlives its transaction: past the poolers, to the replicas.
+        "DATABASE_EXPORT_URL": f"postgresql://movies_api@/movies?{exports}",
         "MOVIES_PREPARED_STATEMENTS": "off",
         "MOVIES_RATE_LIMIT_STORAGE_URI": f"redis://127.0.0.1:{PORTS.redis}",
         "MOVIES_TRUSTED_PROXIES": "1",  # nginx appends the client's address

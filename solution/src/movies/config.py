@@ -88,6 +88,10 @@ class Settings:
     # A streaming replica (or a pooler in front of replicas) that serves the API's reads; None:
     # reads use database_url. Writes, migrations and the loader always use database_url.
     database_read_url: str | None = None
+    # Where GET /movies/export reads; None: where the other reads go. Its cursor outlives a
+    # transaction (WITH HOLD), which a pooler in transaction mode cannot keep: point this past
+    # such a pooler, straight at the replicas.
+    database_export_url: str | None = None
     # Server-side prepared statements for the read path. A pooler in transaction mode (pgbouncer
     # before 1.21, or any version for SQL-level PREPARE) hands each statement to any server
     # connection, where the statement was never prepared: switch them off behind one.
@@ -135,6 +139,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL", "").strip() or None,
             database_read_url=env.get("DATABASE_READ_URL", "").strip() or None,
+            database_export_url=env.get("DATABASE_EXPORT_URL", "").strip() or None,
             prepared_statements=_choice(env, "MOVIES_PREPARED_STATEMENTS", "on", ("on", "off"))
             == "on",
             data_dir=Path(env.get("MOVIES_DATA_DIR", "").strip() or ".data").resolve(),

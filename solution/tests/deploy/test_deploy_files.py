@@ -29,7 +29,7 @@ PACKAGE = REPO / "solution" / "src" / "movies"
 # Variables Compose interpolates: ${NAME}, ${NAME:-default}, ${NAME:?message}; not $${escaped}.
 COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)")
 SETTING_NAME = re.compile(
-    r"[\"'](DATABASE_(?:READ_)?URL|MOVIES_[A-Z0-9_]+|GUNICORN_[A-Z0-9_]+)[\"']"
+    r"[\"'](DATABASE_(?:READ_|EXPORT_)?URL|MOVIES_[A-Z0-9_]+|GUNICORN_[A-Z0-9_]+)[\"']"
 )
 ENV_LINE = re.compile(r"^#?\s*([A-Z_][A-Z0-9_]*)=", re.MULTILINE)
 
@@ -194,6 +194,9 @@ def test_scale_profile_writes_through_the_primary_pooler_and_reads_through_the_r
         api["DATABASE_READ_URL"]
         == "postgresql://movies_api:change-me-api@pgbouncer-replica:5432/movies"
     )
+    assert (
+        api["DATABASE_EXPORT_URL"] == "postgresql://movies_api:change-me-api@db-replica:5432/movies"
+    )
     assert api["MOVIES_PREPARED_STATEMENTS"] == "off"
     assert api["MOVIES_RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379"
     assert api["MOVIES_TRUSTED_PROXIES"] == "1"
@@ -226,6 +229,7 @@ def test_scale_profile_nginx_uses_the_shared_proxy_policy(tmp_path: Path) -> Non
 def test_without_the_scale_settings_the_api_reads_from_db(compose_config: dict) -> None:
     api = compose_config["services"]["api"]["environment"]
     assert api["DATABASE_READ_URL"] == ""
+    assert api["DATABASE_EXPORT_URL"] == ""
     assert "@db:5432/" in api["DATABASE_URL"]
     assert not {"db-replica", "pgbouncer", "nginx", "redis"} & set(compose_config["services"])
 

@@ -11,6 +11,7 @@ a movie just written, which tells which server answered.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pg_servers
@@ -259,5 +260,42 @@ def test_unreachable_replica_sends_reads_to_the_primary(
         location = _create(client)
         assert application.test_client().get(location).status_code == 200
         assert "read replica unreachable, reading from the primary" in caplog.text
+    finally:
+        _close(application)
+
+
+def _exported_ids(application: Flask) -> list[str]:
+    response = application.test_client().get(
+        "/movies/export", query_string={"format": "ndjson", "q": MOVIE["title"]}
+    )
+    assert response.status_code == 200
+    return [json.loads(line)["id"] for line in response.get_data(as_text=True).splitlines()]
+
+
+def test_export_reads_from_the_replica_by_default(
+    replica_app: Flask, paused_replica: sa.Engine
+) -> None:
+    location = _create(replica_app.test_client())
+    assert location.rsplit("/", 1)[1] not in _exported_ids(replica_app)
+
+
+def test_export_reads_from_database_export_url(
+    servers: tuple[str, str], paused_replica: sa.Engine
+) -> None:
+    # The export URL is the primary here: it has the movie the paused replica has not replayed.
+    application = create_app(
+        Settings(
+            database_url=servers[0],
+            database_read_url=servers[1],
+            database_export_url=servers[0],
+            secret_key=SECRET,
+            api_tokens=TOKENS,
+            response_cache_mb=0,
+            **NO_RATE_LIMITS,
+        )
+    )
+    try:
+        location = _create(application.test_client())
+        assert location.rsplit("/", 1)[1] in _exported_ids(application)
     finally:
         _close(application)

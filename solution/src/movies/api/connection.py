@@ -19,22 +19,27 @@ from movies.db import engine_options, engine_url
 db = SQLAlchemy()
 
 
+EXPORT_BIND = "export"
 # Read connections are renewed this often: with a URL naming several replicas (libpq takes the
 # first that accepts), connections that moved on while a replica was down go back to it.
 REPLICA_RECYCLE_S = 30
 
 
 def replica_binds(settings: Settings) -> dict[str, dict]:
-    """SQLALCHEMY_BINDS: the read replica's engine, when `settings.database_read_url` is set."""
-    if not settings.database_read_url:
-        return {}
+    """SQLALCHEMY_BINDS: the engines of `settings.database_read_url` and `database_export_url`."""
     options = {**engine_options(settings), "pool_recycle": REPLICA_RECYCLE_S}
-    return {REPLICA_BIND: {"url": engine_url(settings.database_read_url), **options}}
+    urls = {REPLICA_BIND: settings.database_read_url, EXPORT_BIND: settings.database_export_url}
+    return {bind: {"url": engine_url(url), **options} for bind, url in urls.items() if url}
 
 
 def read_engine() -> sa.Engine:
     """The engine that serves reads: the replica's (api/routing.py), else the primary's."""
     return db.engines.get(REPLICA_BIND, db.engine)
+
+
+def export_engine() -> sa.Engine:
+    """The engine that serves exports: DATABASE_EXPORT_URL's, else the one of the other reads."""
+    return db.engines.get(EXPORT_BIND) or read_engine()
 
 
 def get_connection(*, write: bool = False) -> sa.Connection:

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from movies import repository
 from movies.api.auth import require_token
 from movies.api.caching import conditional
-from movies.api.connection import get_connection, read_engine
+from movies.api.connection import export_engine, get_connection
 from movies.api.export import export_response
 from movies.api.params import (
     MOVIE_ID,
@@ -106,7 +106,7 @@ def export_movies() -> Response:
     parsed = parse_export_args(
         request.args, partial(_vocabulary().resolve, get_connection()), settings.secret_key
     )
-    return export_response(parsed, read_engine(), settings.export_statement_timeout_ms)
+    return export_response(parsed, export_engine(), settings.export_statement_timeout_ms)
 
 
 @bp.get("/movies/<movie_id>")
