@@ -12,9 +12,11 @@ Starts the topology if it is not up (and stops it again at the end in that case)
    load at the end;
 4. failures: under the same load, one PostgreSQL replica and one API replica are stopped, then
    started again: the failed share, the recovery time, and both rejoining;
-5. read-your-writes: 1,000 times POST then an immediate GET of its Location through nginx, each
+5. export: three NDJSON exports under the same load, through nginx (the API reads them straight
+   from the replicas, past the poolers): complete, each line count equal to count=exact;
+6. read-your-writes: 1,000 times POST then an immediate GET of its Location through nginx, each
    try a new client: misses must be 0;
-6. rate limit: writes from one client address, spread by nginx over both API replicas, are
+7. rate limit: writes from one client address, spread by nginx over both API replicas, are
    limited once in total (redis), and with redis stopped requests are served and the failure
    logged (the limiter fails open).
 
@@ -333,6 +335,32 @@ def scenario_failures(paths: list[str]) -> list[str]:
     ]
 
 
+def scenario_export(paths: list[str]) -> list[str]:
+    """Exports under read load, past the poolers: complete, line for line."""
+    paths = paths[2000:]
+    results = []
+    with Load(paths) as load:
+        time.sleep(2)
+        for year in (1990, 2000, 2010):
+            query = f"genre=Drama&year_gte={year}"
+            expected = json.loads(
+                request("GET", f"/movies?{query}&count=exact&limit=1", address=next_address()).body
+            )["total"]
+            started = time.monotonic()
+            exported = request(
+                "GET", f"/movies/export?format=ndjson&{query}", address=next_address()
+            )
+            lines = exported.body.count(b"\n")
+            results.append(
+                f"{exported.status} {lines:,}/{expected:,} lines {time.monotonic() - started:.1f} s"
+            )
+    sent, failed = load.summary()
+    return [
+        f"export: 3 NDJSON exports under {LOAD_CONNECTIONS} connections: {'; '.join(results)}; "
+        f"reads {sent} sent, {failed} failed"
+    ]
+
+
 def scenario_read_your_writes(_paths: list[str]) -> list[str]:
     misses = 0
     started = time.monotonic()
@@ -397,6 +425,7 @@ SCENARIOS = {
     "cache": scenario_cache,
     "reload": scenario_reload,
     "failures": scenario_failures,
+    "export": scenario_export,
     "read-your-writes": scenario_read_your_writes,
     "rate-limit": scenario_rate_limit,
 }
