@@ -1,10 +1,13 @@
-"""A PostgreSQL primary and its streaming replicas from the distribution's binaries.
+"""A PostgreSQL primary and its streaming replicas, from the distribution's or pgserver's binaries.
 
 Each server lives in a folder of its own (its data directory, with its log beside it), listens on
 127.0.0.1 only (no Unix socket) and is started and stopped with `pg_ctl`. A replica is made with
 `pg_basebackup -R`: a copy of the primary plus the `primary_conninfo` that makes it follow by
-streaming replication. PostgreSQL refuses to run as root, so as root every command runs as the
-`postgres` user (which Debian's postgresql package creates) and the folders are given to it.
+streaming replication. The binaries are Debian's newest PostgreSQL where it is installed (as
+`make scale-up` installs it), else the embedded server's (the pgserver wheel ships initdb,
+pg_ctl and pg_basebackup), so the tests need no system package. PostgreSQL refuses to run as
+root, so as root every command runs as the `postgres` user (Debian's package creates it), or
+else as the user the embedded server runs as, and the folders are given to it.
 
 Used by the replica routing tests and by `make scale-up`. Every failure raises PgServerError
 with the command's output or the server's log: nothing is skipped.
@@ -12,18 +15,21 @@ with the command's output or the server's log: nothing is skipped.
 
 from __future__ import annotations
 
+import functools
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
 BIN_ROOT = Path("/usr/lib/postgresql")
-SERVICE_USER = "postgres"
+DB_SUPERUSER = "postgres"
 START_TIMEOUT_S = 60
 
 
@@ -42,22 +48,53 @@ class PgServer:
     def log(self) -> Path:
         return self.data.with_name(self.data.name + ".log")
 
-    def url(self, dbname: str = "postgres", user: str = SERVICE_USER) -> str:
+    def url(self, dbname: str = "postgres", user: str = DB_SUPERUSER) -> str:
         """A URL that logs in without a password (the folders' servers trust 127.0.0.1)."""
         return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
 
 
 def bin_dir() -> Path:
-    """The newest installed version's bin folder. :raise PgServerError: if none is installed."""
+    """The newest installed Debian version's bin folder, else pgserver's.
+
+    :raise PgServerError: if neither is installed.
+    """
     found = sorted(
         (p for p in BIN_ROOT.glob("*/bin") if (p / "initdb").exists()),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
-    if not found:
+    if found:
+        return found[-1]
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH
+    except ImportError:
         raise PgServerError(
-            f"no PostgreSQL server binaries under {BIN_ROOT}: apt-get install postgresql-15"
-        )
-    return found[-1]
+            f"no PostgreSQL server binaries under {BIN_ROOT} and no pgserver: "
+            "apt-get install postgresql-15, or pip install pgserver"
+        ) from None
+    return POSTGRES_BIN_PATH
+
+
+@functools.cache
+def service_user() -> str:
+    """The system user the servers run as when this process is root (PostgreSQL refuses root).
+
+    :raise PgServerError: if neither user exists and none can be created.
+    """
+    for name in ("postgres", "pgserver"):  # Debian's package's, pgserver's
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    done = subprocess.run(
+        ["useradd", "-s", "/bin/bash", "pgserver"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise PgServerError(f"could not create the user pgserver: {done.stderr.strip()}")
+    return "pgserver"
 
 
 def free_port() -> int:
@@ -71,12 +108,7 @@ def prepare_folder(folder: Path) -> Path:
     """Create `folder` (and hand it to the service user when running as root)."""
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        try:
-            shutil.chown(folder, SERVICE_USER, SERVICE_USER)
-        except LookupError:
-            raise PgServerError(
-                f"running as root needs the {SERVICE_USER!r} user: apt-get install postgresql-15"
-            ) from None
+        shutil.chown(folder, service_user(), service_user())
         # The service user must be able to reach the folder through its parents.
         for parent in folder.parents:
             if parent == Path("/"):
@@ -89,7 +121,7 @@ def init_primary(folder: Path, port: int, settings: dict[str, str] | None = None
     """initdb in `folder`/primary and start it on `port` (settings: extra postgresql.conf lines)."""
     server = PgServer(prepare_folder(folder) / "primary", port)
     _run(
-        [str(bin_dir() / "initdb"), "-D", str(server.data), "-U", SERVICE_USER, "-A", "trust"],
+        [str(bin_dir() / "initdb"), "-D", str(server.data), "-U", DB_SUPERUSER, "-A", "trust"],
         "initdb",
     )
     # Read at every start, replicas included (pg_basebackup copies it).
@@ -118,7 +150,7 @@ def init_replica(primary: PgServer, folder: Path, name: str, port: int) -> PgSer
             "-p",
             str(primary.port),
             "-U",
-            SERVICE_USER,
+            DB_SUPERUSER,
         ],
         f"pg_basebackup of {name}",
     )
@@ -168,7 +200,7 @@ def wait_for_replay(primary_lsn: str, replica_url: str, timeout_s: float = 30.0)
 
 def _run(command: list[str], what: str, log: Path | None = None) -> None:
     if os.geteuid() == 0:
-        command = ["runuser", "-u", SERVICE_USER, "--", *command]
+        command = ["runuser", "-u", service_user(), "--", *command]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""

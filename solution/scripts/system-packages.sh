@@ -5,9 +5,9 @@
 set -euo pipefail
 
 # Chromium drives the Swagger UI tests (tests/browser); CHROMIUM_PATH may name another binary.
-# The read-replica tests run a primary and a streaming replica from PostgreSQL's own binaries
-# (tests/integration/test_read_replica.py); the proxy-policy tests run nginx.
-PACKAGES=(chromium postgresql nginx)
+# The proxy-policy tests run nginx (tests/integration/test_nginx_policy.py). The read-replica
+# tests need no package: they use Debian's PostgreSQL where it is installed, else pgserver's.
+PACKAGES=(chromium nginx)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -1,7 +1,8 @@
 """Read/write routing on a real primary and streaming replica (DATABASE_READ_URL).
 
-The two servers come from the distribution's PostgreSQL binaries (Debian's 15 here; the rest of
-the suite runs on pgserver's 16, so the schema is checked on both), made with initdb and
+The two servers come from Debian's PostgreSQL binaries where they are installed (15 here; the
+rest of the suite runs on pgserver's 16, so the schema is checked on both), else from pgserver's,
+made with initdb and
 `pg_basebackup -R` in a temporary folder on free ports (scale/pg_servers.py). If they cannot be
 started the tests fail, they do not skip.
 
