@@ -98,9 +98,9 @@ def configure_logging(settings: Settings) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
-    # No format here names the thread, the process or the calling line: spare every record
-    # looking them up (the logging HOWTO's "Optimization").
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # No format here names the thread or the calling line: spare every record looking them up
+    # (the logging HOWTO's "Optimization"). Process ids stay: gunicorn's own log lines name them.
+    logging.logThreads = logging.logMultiprocessing = False
     logging._srcfile = None
     # pgserver logs every pg_ctl/initdb command line with its full output at INFO: detail for
     # debugging the embedded server, noise otherwise.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask, abort
+from gunicorn.glogging import Logger as GunicornLogger
 
 from movies.config import Settings
 from movies.observability import (
@@ -176,3 +178,13 @@ def test_configure_logging_twice_keeps_one_handler_and_applies_the_level(
     # warning level: the view's warning is written once, the info access line not at all
     assert len(lines) == 1 and "inside the view" in lines[0]
     assert logging.getLogger().level == logging.WARNING
+
+
+def test_gunicorn_log_lines_still_format_after_configure_logging(restore_root_logger: None) -> None:
+    """gunicorn's own lines ("Booting worker with pid: ...") name the process: %(process)d."""
+    configure_logging(Settings(log_level="info", log_format="text"))
+    record = logging.getLogger("gunicorn.error").makeRecord(
+        "gunicorn.error", logging.INFO, __file__, 1, "Booting worker with pid: %s", (1,), None
+    )
+    line = logging.Formatter(GunicornLogger.error_fmt).format(record)
+    assert f"[{os.getpid()}] [INFO] Booting worker with pid: 1" in line
