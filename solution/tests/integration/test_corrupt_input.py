@@ -4,13 +4,15 @@ Every case first loads a small, valid but nasty data set (bare quotes, `\\N`, ti
 `null`, a backslash, unicode, an 8-digit tconst), then loads a broken copy of it with `--force`
 (so the shrink guard is not what refuses it) and checks that the movies already loaded are
 exactly what they were and that no staging table is left behind. A header-only basics file is
-refused, even with `--force` (it would empty the table). Ratings for unknown ids and duplicate
-tconsts are not errors: the load succeeds and counts them.
+refused, even with `--force` (it would empty the table). Ratings for unknown ids, duplicate
+tconsts and rows holding bytes PostgreSQL's text type refuses (a NUL, bytes that are not UTF-8)
+are not errors: the load succeeds, skips those rows and counts them.
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -169,14 +171,6 @@ FAILING_CASES: dict[str, Callable[[Path, Path], None]] = {
     "gzipped binary garbage": broken(
         lambda _good, folder: (folder / BASICS).write_bytes(gzip.compress(bytes(range(256)) * 16))
     ),
-    "not UTF-8": broken(
-        lambda _good, folder: (folder / BASICS).write_bytes(
-            gzip.compress(
-                (BASICS_HEADER + BASICS_ROWS).encode() + b"tt0000009\tmovie\t\xff\xfe\t\\N"
-                b"\t0\t2000\t\\N\t90\tDrama\n"
-            )
-        )
-    ),
     "files swapped": broken(_swap_files),
     "missing basics file": _delete(BASICS),
     "missing ratings file": _delete(RATINGS),
@@ -266,3 +260,53 @@ def test_duplicate_tconsts_are_skipped_and_counted(
         ).scalar_one()
     assert ids == MOVIES
     assert skipped >= 2
+
+
+# One row of a file holding a byte PostgreSQL's text type refuses: the row is skipped and counted,
+# everything else loads. Each extra row would be a new movie (tt0000009) or the rating of an
+# unrated one (tt0000002).
+MOVIE_ROW = b"tt0000009\tmovie\tTitle\tOriginal\t0\t2000\t\\N\t90\tDrama,War\n"
+RATING_ROW = b"tt0000002\t8.1\t77\n"
+UNSTORABLE_ROWS: dict[str, tuple[str, bytes]] = {
+    "NUL in a title": (BASICS, MOVIE_ROW.replace(b"\tTitle", b"\tTi\x00tle")),
+    "NUL in an original title": (BASICS, MOVIE_ROW.replace(b"Original", b"\x00")),
+    "NUL in a genre": (BASICS, MOVIE_ROW.replace(b"War", b"W\x00r")),
+    "NUL in a tconst": (BASICS, MOVIE_ROW.replace(b"tt0000009", b"tt000\x000009")),
+    "not UTF-8 in a title": (BASICS, MOVIE_ROW.replace(b"Title", b"\xff\xfe")),
+    "Latin-1 in an original title": (
+        BASICS,
+        MOVIE_ROW.replace(b"Original", "Amélie".encode("latin-1")),
+    ),
+    "encoded surrogate in a genre": (BASICS, MOVIE_ROW.replace(b"War", b"\xed\xa0\x80")),
+    "truncated UTF-8 in a runtime": (BASICS, MOVIE_ROW.replace(b"\t90\t", b"\t9\xc3\t")),
+    "NUL in a vote count": (RATINGS, RATING_ROW.replace(b"77", b"7\x007")),
+    "not UTF-8 in a rating": (RATINGS, RATING_ROW.replace(b"8.1", b"8\xb71")),
+}
+
+
+@pytest.mark.parametrize("case", UNSTORABLE_ROWS)
+def test_a_row_with_bytes_text_cannot_hold_is_skipped_and_counted(
+    case: str, database_url: str, engine: sa.Engine, loaded: dict, good_source: Path, tmp_path: Path
+) -> None:
+    name, row = UNSTORABLE_ROWS[case]
+    folder = tmp_path / "case"
+    shutil.copytree(good_source, folder)
+    with gzip.open(folder / name, "ab") as out:
+        out.write(row)
+
+    result = load(database_url, folder)
+
+    assert result.exit_code == 0, result.output
+    reason = "basics" if name == BASICS else "ratings"
+    assert re.search(rf"^ +{reason}: NUL or invalid UTF-8 +1$", result.stdout, re.MULTILINE), (
+        result.stdout
+    )
+    after = snapshot(engine)
+    assert after["movies"] == loaded["movies"]
+    assert after["links"] == loaded["links"]
+    assert after["loads"] == loaded["loads"] + 1
+    with engine.connect() as conn:
+        skipped = conn.execute(
+            sa.text("SELECT skipped_rows FROM dataset_load ORDER BY id DESC LIMIT 1")
+        ).scalar_one()
+    assert skipped == 1

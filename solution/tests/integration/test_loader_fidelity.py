@@ -2,7 +2,8 @@
 
 The reference reader below shares no code with the loader: it splits lines on "\\n" and fields on
 "\\t" and applies the documented rules (keep titleType "movie", `\\N` is NULL and nothing else,
-skip rows with the wrong field count or an unconvertible value, first tconst wins).
+skip rows with the wrong field count or an unconvertible value, or whose stored fields are not
+UTF-8 or hold a NUL (text PostgreSQL refuses), first tconst wins).
 """
 
 from __future__ import annotations
@@ -21,13 +22,22 @@ NASTY = Path(__file__).resolve().parents[1] / "fixtures" / "nasty"
 NULL = "\\N"
 
 
-def _lines(folder: Path, name: str) -> list[str]:
+def _rows(folder: Path, name: str) -> list[list[bytes]]:
     gz = folder / (name + ".gz")
     data = gzip.decompress(gz.read_bytes()) if gz.exists() else (folder / name).read_bytes()
-    lines = data.decode("utf-8").split("\n")
-    if lines and lines[-1] == "":
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
         lines.pop()
-    return lines[1:]
+    return [line.split(b"\t") for line in lines[1:]]
+
+
+def _texts(fields: list[bytes]) -> list[str] | None:
+    """The fields as text, or None if one is not UTF-8 or holds a NUL."""
+    try:
+        texts = [field.decode("utf-8") for field in fields]
+    except UnicodeDecodeError:
+        return None
+    return None if any("\x00" in text for text in texts) else texts
 
 
 def _number(value: str, digits: int) -> int | None | bool:
@@ -41,11 +51,13 @@ def _number(value: str, digits: int) -> int | None | bool:
 
 def reference_movies(folder: Path) -> dict[str, dict]:
     movies: dict[str, dict] = {}
-    for line in _lines(folder, "title.basics.tsv"):
-        fields = line.split("\t")
-        if len(fields) != 9 or fields[1] != "movie":
+    for fields in _rows(folder, "title.basics.tsv"):
+        if len(fields) != 9 or fields[1] != b"movie":
             continue
-        tconst, _, title, original, adult, year, _, runtime, genres = fields
+        stored = _texts([fields[0], *fields[2:6], *fields[7:]])  # all but titleType and endYear
+        if stored is None:
+            continue
+        tconst, title, original, adult, year, runtime, genres = stored
         year_value, runtime_value = _number(year, 4), _number(runtime, 9)
         if (
             not re.fullmatch(r"tt[0-9]{7,}", tconst)
@@ -68,9 +80,9 @@ def reference_movies(folder: Path) -> dict[str, dict]:
             "votes": None,
         }
     seen: set[str] = set()
-    for line in _lines(folder, "title.ratings.tsv"):
-        fields = line.split("\t")
-        if len(fields) != 3:
+    for raw in _rows(folder, "title.ratings.tsv"):
+        fields = _texts(raw)
+        if len(raw) != 3 or fields is None:
             continue
         tconst, rating, votes = fields
         if (
@@ -123,6 +135,32 @@ def assert_same(engine: sa.Engine, folder: Path) -> int:
 def test_nasty_fixture_matches_an_independent_reading(engine, database_url, tmp_path):
     run_load(database_url, str(NASTY), downloads=tmp_path)
     assert assert_same(engine, NASTY) == 17
+
+
+def test_rows_with_bytes_text_cannot_hold_match_an_independent_reading(
+    engine, database_url, tmp_path
+):
+    """The nasty fixture plus movie and ratings rows holding a NUL or bytes that are not UTF-8, in
+    stored fields (skipped) and in fields the loader does not store (loaded)."""
+    folder = tmp_path / "bad-bytes"
+    folder.mkdir()
+    basics = (NASTY / "title.basics.tsv").read_bytes() + (
+        b"tt0000101\tmovie\tNUL \x00 title\t\\N\t0\t2000\t\\N\t90\tDrama\n"
+        b"tt0000102\tmovie\tLatin-1 \xe9\t\\N\t0\t2000\t\\N\t90\tDrama\n"
+        b"tt0000103\tmovie\tKept\tOriginal\t0\t2000\t\x00\xff\t90\tDrama,War\n"
+        b"tt0000104\tshort\tNot a movie \x00\t\\N\t0\t2000\t\\N\t9\tShort\n"
+        b"tt0000105\tmovie\tFirst, skipped\t\\N\t0\t2000\t\\N\t90\tWa\x00r\n"
+        b"tt0000105\tmovie\tSecond, kept\t\\N\t0\t2001\t\\N\t91\tWar\n"
+    )
+    ratings = (NASTY / "title.ratings.tsv").read_bytes() + (
+        b"tt0000103\t7.\xb7\t10\ntt0000103\t6.5\t12\ntt0000105\t7.0\t1\x00\n"
+    )
+    (folder / "title.basics.tsv").write_bytes(basics)
+    (folder / "title.ratings.tsv").write_bytes(ratings)
+    report = run_load(database_url, str(folder), downloads=tmp_path / "downloads")
+    assert assert_same(engine, folder) == 17 + 2
+    assert report.skipped["basics: NUL or invalid UTF-8"] == 3
+    assert report.skipped["ratings: NUL or invalid UTF-8"] == 2
 
 
 def test_real_sample_matches_an_independent_reading(engine, database_url, tmp_path, real_data_dir):

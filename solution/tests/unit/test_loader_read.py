@@ -1,4 +1,5 @@
-"""The TSV reader and the pure transformations, on nasty hand-written files (no database)."""
+"""The TSV reader and the pure transformations (pandas DataFrames), on nasty hand-written files
+and small frames (no database)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import gzip
 import shutil
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from movies.loader import FormatError, LoadReport
@@ -13,6 +16,7 @@ from movies.loader.read import BASICS_COLUMNS, RATINGS_COLUMNS, TsvReader
 from movies.loader.source import SourceFiles, local_file
 from movies.loader.transform import (
     csv_chunks,
+    decode_text,
     genre_links,
     genre_names,
     genre_sizes,
@@ -24,9 +28,20 @@ NASTY = Path(__file__).resolve().parents[1] / "fixtures" / "nasty"
 HEADER = "\t".join(BASICS_COLUMNS) + "\n"
 
 
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The rows of an Arrow-backed frame as dicts of Python values (NULL as None)."""
+    return pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
+
+
+def text_frame(columns: dict[str, list]) -> pd.DataFrame:
+    """A frame of Arrow-backed columns, as the reader and the transformations hand them on."""
+    return pa.table(columns).to_pandas(types_mapper=pd.ArrowDtype)
+
+
 def read_all(path: Path, columns=BASICS_COLUMNS) -> tuple[TsvReader, list[dict]]:
     reader = TsvReader(path, columns)
-    rows = [row for batch in reader.batches() for row in batch.to_pylist()]
+    report = LoadReport(source=str(path))
+    rows = [row for frame in reader.frames() for row in records(decode_text(frame, "text", report))]
     return reader, rows
 
 
@@ -37,8 +52,8 @@ def parse(folder: Path) -> tuple[list[dict], LoadReport]:
     files = SourceFiles(
         local_file(folder, "title.basics.tsv"), local_file(folder, "title.ratings.tsv")
     )
-    table = to_movie_rows(parse_files(files, report))
-    return sorted(table.to_pylist(), key=lambda row: row["id"]), report
+    rows = records(to_movie_rows(parse_files(files, report)))
+    return sorted(rows, key=lambda row: row["id"]), report
 
 
 def test_reader_reads_only_backslash_n_as_null_and_keeps_quotes() -> None:
@@ -123,14 +138,63 @@ def test_reader_rejects_binary_garbage_as_a_header(tmp_path: Path) -> None:
         read_all(path)
 
 
-def test_reader_rejects_invalid_utf8_in_a_movie_row(tmp_path: Path) -> None:
+def test_reader_hands_on_a_row_that_is_not_utf8_as_raw_bytes(tmp_path: Path) -> None:
+    """Not a reason to refuse the file: `decode_text` skips the row."""
     path = tmp_path / "title.basics.tsv"
     path.write_bytes(
         HEADER.encode() + b"tt0000001\tmovie\tBad \xff byte\tx\t0\t2000\t\\N\t90\tDrama\n"
     )
-    reader = TsvReader(path, BASICS_COLUMNS, keep=("titleType", "movie"))
-    with pytest.raises(FormatError, match=r"primaryTitle is not valid UTF-8"):
-        list(reader.batches())
+    (frame,) = TsvReader(path, BASICS_COLUMNS).frames()
+    assert frame["primaryTitle"].tolist() == [b"Bad \xff byte"]
+    assert frame["endYear"].isna().all()
+
+
+# Each holds bytes PostgreSQL's text type refuses: a NUL, bytes that are no UTF-8 at all, a
+# truncated sequence, an over-long encoding, an encoded surrogate, a code point past U+10FFFF.
+UNSTORABLE = [
+    b"a\x00b",
+    b"\x00",
+    b"Bad \xff",
+    b"caf\xc3",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+]
+
+
+@pytest.mark.parametrize("value", UNSTORABLE)
+@pytest.mark.parametrize("column", ["tconst", "title", "genres"])
+def test_rows_with_bytes_text_cannot_hold_are_skipped_and_counted(
+    value: bytes, column: str
+) -> None:
+    columns = {
+        "tconst": [b"tt0000001", b"tt0000002", b"tt0000003"],
+        "title": ["Amélie".encode(), b"", None],
+        "genres": [b"Drama", None, "Film-Noir,Ünïcode".encode()],
+    }
+    columns[column][1] = value
+    frame = pa.table({k: pa.array(v, pa.binary()) for k, v in columns.items()}).to_pandas(
+        types_mapper=pd.ArrowDtype
+    )
+    report = LoadReport(source="test")
+    text = decode_text(frame, "basics: NUL or invalid UTF-8", report)
+    assert report.skipped == {"basics: NUL or invalid UTF-8": 1}
+    assert records(text) == [
+        {"tconst": "tt0000001", "title": "Amélie", "genres": "Drama"},
+        {"tconst": "tt0000003", "title": None, "genres": "Film-Noir,Ünïcode"},
+    ]
+    assert all(dtype == pd.ArrowDtype(pa.string()) for dtype in text.dtypes)
+
+
+def test_decoding_text_that_is_all_storable_skips_nothing() -> None:
+    frame = text_frame({"a": pa.array([b"x", None, "\u2028 \\N \t".encode()], pa.binary())})
+    report = LoadReport(source="test")
+    assert records(decode_text(frame, "reason", report)) == [
+        {"a": "x"},
+        {"a": None},
+        {"a": "\u2028 \\N \t"},
+    ]
+    assert report.skipped == {}
 
 
 def test_parse_keeps_movies_with_converted_values_and_counts_skips() -> None:
@@ -156,18 +220,18 @@ def test_parse_keeps_movies_with_converted_values_and_counts_skips() -> None:
     assert first["title"] == '"Quoted start' and first["rating"] == "7.5"
     assert rows[ids.index("tt0000003")]["rating"] == "10.0"  # the first of two ratings rows
     assert rows[ids.index("tt0000004")]["rating"] is None  # its ratings row was bad
-    assert rows[ids.index("tt0000027")]["is_adult"] == "f"  # isAdult \N
-    assert rows[ids.index("tt0000025")]["is_adult"] == "t"
+    assert rows[ids.index("tt0000027")]["is_adult"] is False  # isAdult \N
+    assert rows[ids.index("tt0000025")]["is_adult"] is True
     assert report.movies == len(rows) == 17
     # tt9999999 and the short tt0000015 have ratings but no movie row.
     assert report.ratings_without_movie == 2
 
 
 def test_copy_csv_keeps_empty_strings_distinct_from_null_and_quotes_quotes() -> None:
-    import pyarrow as pa
-
-    table = pa.table({"a": ["", None, '"', 'x"y', "back\\slash"], "b": ["1", "2", None, "4", "5"]})
-    text = b"".join(csv_chunks(table, rows=2)).decode()
+    frame = text_frame(
+        {"a": ["", None, '"', 'x"y', "back\\slash"], "b": ["1", "2", None, "4", "5"]}
+    )
+    text = b"".join(csv_chunks(frame, rows=2)).decode()
     assert text.splitlines() == ['"","1"', ',"2"', '"""",', '"x""y","4"', '"back\\slash","5"']
 
 
@@ -233,9 +297,7 @@ def test_plain_and_gzip_files_read_the_same(tmp_path: Path) -> None:
 
 
 def test_genre_links_are_one_per_distinct_pair_and_none_for_null_genres() -> None:
-    import pyarrow as pa
-
-    movies = pa.table(
+    movies = text_frame(
         {
             "tconst": ["tt0000001", "tt0000002", "tt0000003"],
             "genres": ["Drama,Drama,Comedy", None, "Noir-Fiction"],
@@ -248,7 +310,7 @@ def test_genre_links_are_one_per_distinct_pair_and_none_for_null_genres() -> Non
     first = {"movie_id": "tt0000001", "source": "imdb", "year": "1999", "rating": "7.5"}
     first_bits = (1 << 6) | (1 << 9)
     third = {"movie_id": "tt0000003", "source": "imdb", "year": None, "rating": None}
-    assert links.to_pylist() == [
+    assert records(links) == [
         {**first, "genre_id": 6, "genre_bits": first_bits},
         {**first, "genre_id": 9, "genre_bits": first_bits},
         {**third, "genre_id": 29, "genre_bits": 1 << 29},
@@ -259,9 +321,7 @@ def test_genre_links_are_one_per_distinct_pair_and_none_for_null_genres() -> Non
 def test_genre_bits_cover_every_genre_of_the_movie_and_skip_ids_beyond_the_bits() -> None:
     """Bits 0-62 of a signed bigint: genre 62 is the last with a bit, 63 and later have none
     (queries never narrow by them; the movie rows still answer for them)."""
-    import pyarrow as pa
-
-    movies = pa.table(
+    movies = text_frame(
         {
             "tconst": ["tt0000001", "tt10000002"],
             "genres": ["A,B,C", "C"],
@@ -270,28 +330,26 @@ def test_genre_bits_cover_every_genre_of_the_movie_and_skip_ids_beyond_the_bits(
         }
     )
     links = genre_links(movies, {"A": 1, "B": 62, "C": 63})
-    assert [(link["genre_id"], link["genre_bits"]) for link in links.to_pylist()] == [
+    assert [(link["genre_id"], link["genre_bits"]) for link in records(links)] == [
         (1, 2 | 1 << 62),
         (62, 2 | 1 << 62),
         (63, 2 | 1 << 62),
         (63, 0),
     ]
-    assert genre_links(movies.slice(0, 0), {"A": 1}).num_rows == 0
+    assert len(genre_links(movies.iloc[:0], {"A": 1})) == 0
 
 
 def test_movies_are_grouped_by_their_rarest_genre_rarest_first() -> None:
     """Noir (1 movie) < War (2) < Drama (4); ties of counts by name; no genre last; each group
     keeps the order it had."""
-    import pyarrow as pa
-
-    movies = pa.table(
+    movies = text_frame(
         {
             "tconst": [f"tt000000{i}" for i in range(1, 8)],
             "genres": ["Drama", "Drama,War", None, "Noir,Drama", "War", "Drama,Drama", "Zed"],
         }
     )
     ordered = rarest_genre_first(movies)
-    assert ordered["tconst"].to_pylist() == [
+    assert ordered["tconst"].tolist() == [
         "tt0000004",  # Noir
         "tt0000007",  # Zed: also 1 movie, after Noir by name
         "tt0000002",  # War
@@ -300,6 +358,6 @@ def test_movies_are_grouped_by_their_rarest_genre_rarest_first() -> None:
         "tt0000006",
         "tt0000003",  # no genre
     ]
-    assert ordered.sort_by("tconst").equals(movies)
-    no_genres = pa.table({"tconst": ["tt0000001"], "genres": pa.array([None], pa.string())})
+    assert ordered.sort_values("tconst", ignore_index=True).equals(movies)
+    no_genres = text_frame({"tconst": ["tt0000001"], "genres": pa.array([None], pa.string())})
     assert rarest_genre_first(no_genres).equals(no_genres)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import pandas as pd
 import pyarrow as pa
 
 from movies.loader.transform import mean_rating, weighted_ratings
@@ -32,10 +33,11 @@ def test_loader_and_api_compute_the_same_scores() -> None:
         None if r is None else str(rng.choice([0, 5, rng.randint(0, 3_000_000)])) for r in ratings
     ]
     table = pa.table({"averageRating": pa.array(ratings), "numVotes": pa.array(votes)})
-    mean = mean_rating(table)
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    mean = mean_rating(frame)
     rated = [Decimal(r) for r in ratings if r is not None]
     assert abs(mean - float(sum(rated) / len(rated))) < 1e-9
-    loader = weighted_ratings(table, mean).to_pylist()
+    loader = pa.array(weighted_ratings(frame, mean)).to_pylist()
     for rating, vote, text in zip(ratings, votes, loader, strict=True):
         api = weighted_rating(rating and Decimal(rating), vote and int(vote), mean)
         assert (None if text is None else Decimal(text)) == api
@@ -45,5 +47,6 @@ def test_no_rated_movie_means_no_scores() -> None:
     table = pa.table(
         {"averageRating": pa.array([None], pa.string()), "numVotes": pa.array([None], pa.string())}
     )
-    assert mean_rating(table) is None
-    assert weighted_ratings(table, None).to_pylist() == [None]
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    assert mean_rating(frame) is None
+    assert pa.array(weighted_ratings(frame, None)).to_pylist() == [None]

@@ -1,13 +1,14 @@
-"""The search fold: Python reference vs the loader's Arrow version, and the tsquery text."""
+"""The search fold: Python reference vs the loader's pandas version, and the tsquery text."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from movies.loader.transform import fold_titles as arrow_fold
+from movies.loader.transform import fold_titles as frame_fold
 from movies.loader.transform import search_folds
 from movies.search import MAX_QUERY_LENGTH, Search, SearchError, fold, fold_titles, parse_search
 
@@ -42,14 +43,22 @@ NASTY = [
 ]
 
 
+def texts(values: list[str | None]) -> pd.Series:
+    return pd.Series(pa.array(values, pa.string()), dtype=pd.ArrowDtype(pa.string()))
+
+
+def python_values(series: pd.Series) -> list:
+    return pa.array(series).to_pylist()
+
+
 @pytest.mark.parametrize(("text", "folded"), NASTY)
 def test_fold_reference(text: str, folded: str) -> None:
     assert fold(text) == folded
 
 
-def test_arrow_fold_agrees_with_python_on_nasty_titles() -> None:
-    texts = [text for text, _ in NASTY] + [None]
-    assert arrow_fold(pa.array(texts)).to_pylist() == [fold(t) for t in texts[:-1]] + [None]
+def test_frame_fold_agrees_with_python_on_nasty_titles() -> None:
+    titles = [text for text, _ in NASTY] + [None]
+    assert python_values(frame_fold(texts(titles))) == [fold(t) for t in titles[:-1]] + [None]
 
 
 # Characters this Python's Unicode database knows (Arrow's tables may be newer: a character
@@ -60,17 +69,17 @@ ASSIGNED = st.characters(exclude_categories=("Cn", "Cs"))
 # No deadline: a busy machine makes a first call slow, and speed is not what this checks.
 @settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(st.lists(st.text(ASSIGNED, max_size=30), min_size=1, max_size=20))
-def test_arrow_fold_agrees_with_python_on_any_text(texts: list[str]) -> None:
-    assert arrow_fold(pa.array(texts)).to_pylist() == [fold(t) for t in texts]
+def test_frame_fold_agrees_with_python_on_any_text(titles: list[str]) -> None:
+    assert python_values(frame_fold(texts(titles))) == [fold(t) for t in titles]
 
 
 def test_search_folds_match_fold_titles() -> None:
     titles = ["Amélie", "Heat", "NA", "Le Fabuleux", "x"]
     originals = ["Amelie", None, "NA (original)", "Amélie", "X!"]
-    got = search_folds(pa.array(titles), pa.array(originals, pa.string()))
-    pairs = zip(got["search_title"].to_pylist(), got["search_original"].to_pylist(), strict=True)
+    got = search_folds(texts(titles), texts(originals))
+    pairs = zip(got["search_title"].tolist(), got["search_original"].tolist(), strict=True)
     assert list(pairs) == [fold_titles(t, o) for t, o in zip(titles, originals, strict=True)]
-    assert got["search_original"].to_pylist() == ["", "", "na original", "amelie", ""]
+    assert got["search_original"].tolist() == ["", "", "na original", "amelie", ""]
 
 
 def test_tsquery_ands_the_words_and_prefixes_the_last() -> None:

@@ -10,8 +10,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import psycopg2
-import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
@@ -25,7 +25,9 @@ from movies.loader.source import SourceFiles, fetch_source
 from movies.loader.transform import (
     BASICS_USED,
     MOVIE_FIELDS,
+    TEXT,
     csv_chunks,
+    decode_text,
     drop_duplicates,
     genre_links,
     genre_names,
@@ -33,6 +35,7 @@ from movies.loader.transform import (
     join_ratings,
     mean_rating,
     movie_csv_chunks,
+    movie_rows,
     rarest_genre_first,
     select_movies,
     select_ratings,
@@ -91,7 +94,7 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
         with _phase(report, "parse"):
             movies = parse_files(files, report, progress=progress)
         report.previous_movies = write.count_live_movies(cur)
-        write.check_shrink(report.previous_movies, movies.num_rows, force=force)
+        write.check_shrink(report.previous_movies, len(movies), force=force)
         with _phase(report, "copy"):
             write.create_staging(cur)
             report.mean_rating = mean_rating(movies)
@@ -102,7 +105,7 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
                 write.copy_movies(cur, movie_csv_chunks(movies, report.mean_rating))
                 links = links_future.result()
             del movies
-            report.genre_links = links.num_rows
+            report.genre_links = len(links)
             write.record_genre_sizes(cur, genre_sizes(links))
             write.copy_genre_links(cur, csv_chunks(links))
             del links
@@ -134,12 +137,12 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
         cur.close()
 
 
-def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = False) -> pa.Table:
-    """Read both files into one table of valid movies, ratings left-joined, grouped by their
+def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = False) -> pd.DataFrame:
+    """Read both files into one frame of valid movies, ratings left-joined, grouped by their
     rarest genre (`rarest_genre_first`); fill `report`.
 
     The ratings file is read on a second thread while this one reads the basics file (Arrow's
-    parser and the decompressor release the GIL).
+    parser and compute kernels and the decompressor release the GIL).
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ratings") as pool:
         ratings_future = pool.submit(_read_ratings, files.ratings.path)
@@ -152,38 +155,38 @@ def parse_files(files: SourceFiles, report: LoadReport, *, progress: bool = Fals
         "parsed %d basics rows, %d ratings rows: %d movies",
         report.rows_read,
         report.ratings_rows_read,
-        movies.num_rows,
+        len(movies),
     )
     return rarest_genre_first(join_ratings(movies, ratings, report))
 
 
-def _read_ratings(path: Path) -> tuple[pa.Table, LoadReport]:
+def _read_ratings(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     """The valid, de-duplicated ratings rows, and a report holding only the ratings' counts."""
     report = LoadReport(source=str(path))
     reader = TsvReader(path, RATINGS_COLUMNS)
     ratings = _concat(
-        (select_ratings(batch, report) for batch in reader.batches()), RATINGS_COLUMNS
+        (
+            select_ratings(decode_text(frame, "ratings: NUL or invalid UTF-8", report), report)
+            for frame in reader.frames()
+        ),
+        RATINGS_COLUMNS,
     )
     report.ratings_rows_read = reader.rows_read
     report.skip("ratings: wrong number of fields", reader.bad_rows)
     return drop_duplicates(ratings, "ratings: duplicate tconst", report), report
 
 
-def _read_movies(path: Path, report: LoadReport, *, progress: bool) -> pa.Table:
+def _read_movies(path: Path, report: LoadReport, *, progress: bool) -> pd.DataFrame:
     """The valid, de-duplicated movie rows of the basics file; counts go to `report`."""
-    basics_reader = TsvReader(
-        path, BASICS_COLUMNS, include=BASICS_USED, keep=("titleType", "movie")
-    )
-    batches = basics_reader.parsed_batches()
+    basics_reader = TsvReader(path, BASICS_COLUMNS, include=BASICS_USED)
+    frames = basics_reader.frames()
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(unit=" rows", unit_scale=True, desc=path.name, leave=False)
     try:
-        movies = _concat(
-            _selected(_counted(batches, basics_reader, bar), basics_reader, report), MOVIE_FIELDS
-        )
+        movies = _concat(_selected(_counted(frames, basics_reader, bar), report), MOVIE_FIELDS)
     finally:
         if bar is not None:
             bar.close()
@@ -192,41 +195,41 @@ def _read_movies(path: Path, report: LoadReport, *, progress: bool) -> pa.Table:
     return drop_duplicates(movies, "basics: duplicate tconst", report)
 
 
-def _selected(
-    batches: Iterator[pa.RecordBatch], reader: TsvReader, report: LoadReport
-) -> Iterator[pa.Table]:
-    """The valid movies of each parsed batch (`reader.kept`, then `select_movies`), worked out on
-    a second thread while this one parses the next batch.
+def _selected(frames: Iterator[pd.DataFrame], report: LoadReport) -> Iterator[pd.DataFrame]:
+    """The valid movies of each parsed frame (`movie_rows`, `decode_text`, `select_movies`),
+    worked out on a second thread while this one parses the next block.
 
-    Arrow's parser and compute functions release the GIL, so the two overlap. At most
-    SELECT_AHEAD batches wait, so memory stays flat; the results keep the file's order.
+    Arrow's parser and compute kernels release the GIL, so the two overlap. At most
+    SELECT_AHEAD frames wait, so memory stays flat; the results keep the file's order.
     """
 
-    def select(batch: pa.RecordBatch) -> pa.Table:
-        return select_movies(reader.kept(batch), report)
+    def select(basics: pd.DataFrame) -> pd.DataFrame:
+        movies = decode_text(movie_rows(basics), "basics: NUL or invalid UTF-8", report)
+        return select_movies(movies, report)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="select") as pool:
         pending: deque[Future] = deque()
-        for batch in batches:
-            pending.append(pool.submit(select, batch))
+        for frame in frames:
+            pending.append(pool.submit(select, frame))
             while len(pending) > SELECT_AHEAD:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
 
 
-def _counted(batches: Iterator[pa.RecordBatch], reader: TsvReader, bar) -> Iterator:
-    for batch in batches:
+def _counted(frames: Iterator[pd.DataFrame], reader: TsvReader, bar) -> Iterator[pd.DataFrame]:
+    for frame in frames:
         if bar is not None:
             bar.update(reader.rows_read - bar.n)
-        yield batch
+        yield frame
 
 
-def _concat(tables: Iterator[pa.Table], columns: tuple[str, ...]) -> pa.Table:
-    parts = list(tables)
+def _concat(frames: Iterator[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """One frame of all `frames` (an empty frame of text `columns` if there are none)."""
+    parts = list(frames)
     if not parts:
-        return pa.table({name: pa.array([], pa.string()) for name in columns})
-    return pa.concat_tables(parts).combine_chunks()
+        return pd.DataFrame({name: pd.Series([], dtype=TEXT) for name in columns})
+    return pd.concat(parts, ignore_index=True)
 
 
 @contextmanager

@@ -1,8 +1,10 @@
-"""Read an IMDb TSV file (gzip or plain) as a stream of Arrow record batches of strings.
+"""Read an IMDb TSV file (gzip or plain) as a stream of pandas DataFrames of raw fields.
 
-IMDb's format has no quoting and no escapes: a tab separates fields, a newline ends a row, `\\N`
-is NULL and nothing else is. So the parser runs with quoting and escaping off, every column read
-as a string, and only `\\N` as a null value ("NA", "null", "None", "NaN" and "" stay strings).
+Parsing is pyarrow's CSV reader (pandas' own readers cannot turn quoting off with the Arrow
+engine): IMDb's format has no quoting and no escapes: a tab separates fields, a newline ends a
+row, `\\N` is NULL and nothing else is. So the parser runs with quoting and escaping off, every
+column read as bytes, and only `\\N` as a null value ("NA", "null", "None", "NaN" and "" stay).
+Each parsed block becomes a DataFrame of Arrow-backed columns without a copy.
 A row with the wrong number of fields is skipped and counted, never joined with its neighbours.
 
 Decompression runs in a background thread (ISA-L, which releases the GIL) so it overlaps with
@@ -17,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from isal import isal_zlib
 
@@ -39,13 +41,13 @@ BASICS_COLUMNS = (
 )
 RATINGS_COLUMNS = ("tconst", "averageRating", "numVotes")
 GZIP_MAGIC = b"\x1f\x8b"
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 16 << 20  # fewer, larger frames: pandas costs a little per call, not per row
 MAX_HEADER_BYTES = 64 << 10
 LOGGED_BAD_ROWS = 5
 
 
 class TsvReader:
-    """Iterate over the rows of one IMDb file in Arrow batches; count what was skipped.
+    """Iterate over the rows of one IMDb file in DataFrames; count what was skipped.
 
     `rows_read` counts every data line (good or bad); `bad_rows` those with the wrong number of
     fields. Both are final once iteration ends.
@@ -57,35 +59,32 @@ class TsvReader:
         columns: tuple[str, ...],
         *,
         include: tuple[str, ...] | None = None,
-        keep: tuple[str, str] | None = None,
         block_bytes: int = BLOCK_BYTES,
     ) -> None:
         self.path = path
         self.columns = columns
         self.include = include or columns
-        self.keep = keep
         self.block_bytes = block_bytes
         self.rows_read = 0
         self.bad_rows = 0
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """Yield record batches of the included columns, all strings.
+    def frames(self) -> Iterator[pd.DataFrame]:
+        """Yield the included columns of each parsed block as a DataFrame of raw bytes.
 
-        With `keep=(column, value)` only the rows whose `column` equals `value` are yielded (and
-        checked for UTF-8); fields are read as bytes first so the dropped rows cost no decoding.
+        The columns are Arrow-backed (`pd.ArrowDtype(pa.binary())`, the parser's buffers, not a
+        copy); `\\N` is NULL. Bytes, not text: rows the loader drops cost no decoding, and a bad
+        byte is a row to skip (`transform.decode_text`), not a file to refuse.
 
-        :raise FormatError: if the file is empty, not gzip though named .gz, truncated, not UTF-8,
-            or its header is not IMDb's.
+        :raise FormatError: if the file is empty, not gzip though named .gz, truncated, or its
+            header is not IMDb's.
         """
-        for batch in self.parsed_batches():
-            yield self.kept(batch)
+        for batch in self.batches():
+            yield batch.to_pandas(types_mapper=pd.ArrowDtype)
 
-    def parsed_batches(self) -> Iterator[pa.RecordBatch]:
-        """Yield the parsed batches as they come, every field still bytes; `kept` finishes each.
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Yield the parsed record batches, every field bytes (`frames` wraps them).
 
-        Parsing is the serial part; a caller may run `kept` (and its own work) on another thread.
-
-        :raise FormatError: as `batches`, except for UTF-8 (which `kept` checks).
+        :raise FormatError: as `frames`.
         """
         stream = open_stream(self.path)
         try:
@@ -123,18 +122,6 @@ class TsvReader:
         finally:
             stream.close()
 
-    def kept(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """The rows of a parsed batch that `keep` selects, decoded to UTF-8 strings.
-
-        :raise FormatError: naming the file and the first value that is not UTF-8.
-        """
-        if self.keep is not None:
-            column, value = self.keep
-            wanted = pc.equal(batch.column(column), pa.scalar(value.encode(), pa.binary()))
-            batch = batch.filter(wanted, null_selection_behavior="drop")
-        schema = pa.schema([(name, pa.string()) for name in self.include])
-        return _decoded(self.path, batch, schema)
-
     def _skip_row(self, row: pcsv.InvalidRow) -> str:
         self.bad_rows += 1
         self.rows_read += 1
@@ -147,26 +134,6 @@ class TsvReader:
                 row.text,
             )
         return "skip"
-
-
-def _decoded(path: Path, batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """`batch` with its byte columns checked and cast to UTF-8 strings.
-
-    :raise FormatError: naming the file and the first offending value.
-    """
-    try:
-        return batch.cast(schema)
-    except pa.ArrowInvalid as exc:
-        error = exc
-        for name in batch.schema.names:
-            for value in batch.column(name).to_pylist():
-                try:
-                    (value or b"").decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise FormatError(
-                        f"{path}: {name} is not valid UTF-8: {value[:120]!r} ({exc.reason})"
-                    ) from None
-        raise FormatError(f"{path}: cannot parse: {error}") from error
 
 
 def open_stream(path: Path) -> BinaryIO:
