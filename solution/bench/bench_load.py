@@ -1,8 +1,10 @@
-"""Load benchmark: the full-size synthetic data set through the real `movies load`, N times.
+"""Load benchmark: the full-size synthetic data set through the real `movies load`, N times,
+with this checkout's loader and, side by side, a baseline revision's.
 
 Generates the scale-1.0 synthetic files once (cached in .data/synthetic-1.0-seed42/; regenerated
 only when absent or incomplete), then runs `movies load --source DIR --force` as a subprocess
-`--runs` times and prints, per run and as the median:
+`--runs` times with each loader, interleaved (baseline, this, this, baseline, ...), so both meet
+the same machine load; and prints, per run and as the median of each loader:
 
 - wall seconds of the loader process (start to exit, Python start-up included);
 - peak RSS of the loader's process tree (sampled every 20 ms with psutil; the sum over the loader
@@ -16,10 +18,14 @@ The PostgreSQL server is not part of the loader's process tree: its memory is no
 the embedded server, the CPU seconds its processes used during each run are shown beside the
 loader's (COPY parsing, index builds and parallel workers run there).
 
-Without DATABASE_URL the loads go to a dedicated embedded PostgreSQL in .data/bench-load/ (started
+The baseline (`--baseline REV`, by default the last commit before the pandas-based loader) runs
+from a temporary `git worktree` of REV with PYTHONPATH=<worktree>/solution/src, in this venv.
+
+Without DATABASE_URL the loads go to dedicated embedded PostgreSQL servers in .data/bench-load/
+and, for the baseline, .data/bench-load-baseline/ (each applies its own schema scripts; started
 before the first run so that no run pays for the server start, stopped at the end if this run
-started it), so the benchmark never replaces what `make demo` serves. With DATABASE_URL set, the
-loads go there.
+started them), so the benchmark never replaces what `make demo` serves. With DATABASE_URL set,
+both loaders load there (their schema scripts must then agree).
 
 Each run is checked against the generator's synthetic.json: the movies and rated movies the load
 records in `dataset_load` must equal the well-formed movie rows of the files (and those rated).
@@ -27,7 +33,8 @@ records in `dataset_load` must equal the well-formed movie rows of the files (an
 Examples:
     make bench-load
     .venv/bin/python solution/bench/bench_load.py --runs 5
-    .venv/bin/python solution/bench/bench_load.py --scale 0.1 --runs 1     # a quick look
+    .venv/bin/python solution/bench/bench_load.py --baseline HEAD~1
+    .venv/bin/python solution/bench/bench_load.py --scale 0.1 --runs 1 --baseline ''  # a quick look
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +75,8 @@ log = logging.getLogger("bench.load")
 
 TARGET_WALL_S = 15.0
 TARGET_RSS_MIB = 1024.0
+TARGET_WALL_RATIO = 1.10  # this checkout's median wall time against the baseline's
+DEFAULT_BASELINE = "1f498af"  # the last commit before the pandas-based loader
 SAMPLE_INTERVAL_S = 0.02
 # The timings line of the loader's report:
 #   "  seconds   download 0.00, parse 3.21, copy 2.10, index 4.02, swap 0.11, total 9.44"
@@ -294,8 +305,105 @@ def _fmt(value: float | int | None, digits: int | None = None) -> str:
     return f"{value:,.{digits}f}"
 
 
+@dataclass
+class Loader:
+    """One loader under test: a name, the environment its `movies load` runs in, its database."""
+
+    name: str
+    env: dict[str, str]
+    url: str
+    pgdata: Path | None
+    runs: list[Run] = field(default_factory=list)
+
+
+@contextmanager
+def baseline_checkout(revision: str) -> Iterator[Path]:
+    """A temporary git worktree of `revision` (detached), removed on exit; yields its src folder.
+
+    :raise BenchError: if git cannot check the revision out.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-load-baseline-") as tmp:
+        folder = Path(tmp) / "checkout"
+        git = ["git", "-C", str(REPO), "worktree"]
+        added = subprocess.run(
+            [*git, "add", "--detach", "--quiet", str(folder), revision],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if added.returncode != 0:
+            raise BenchError(f"cannot check out {revision!r}: {added.stderr.strip()}")
+        try:
+            yield folder / "solution" / "src"
+        finally:
+            subprocess.run([*git, "remove", "--force", str(folder)], check=False)
+
+
+def check_imports_from(env: dict[str, str], src: Path) -> None:
+    """Make sure `movies` imports from `src` in `env` (PYTHONPATH comes before the venv's copy).
+
+    :raise BenchError: naming where it imports from instead.
+    """
+    found = subprocess.run(
+        [sys.executable, "-c", "import movies; print(movies.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not found.startswith(str(src)):
+        raise BenchError(f"the baseline imports movies from {found or 'nowhere'}, not {src}")
+
+
+def start_database(
+    settings: Settings, data_dir: Path, databases: list[EmbeddedDatabase]
+) -> tuple[str, dict[str, str], Path | None]:
+    """The URL, child environment and pgdata of a bench database: DATABASE_URL when set, else an
+    embedded PostgreSQL in `data_dir` (appended to `databases`, to be stopped at the end)."""
+    if settings.database_url:
+        return settings.database_url, server_env(settings.database_url, settings.data_dir), None
+    database = EmbeddedDatabase(data_dir)
+    databases.append(database)
+    url = database.start()
+    env = server_env(url, data_dir)
+    # The CLI finds the running server through MOVIES_DATA_DIR; DATABASE_URL would also do,
+    # but leaving it unset exercises the path a user of `movies load` takes.
+    env.pop("DATABASE_URL", None)
+    return url, env, database.pgdata
+
+
+def measure(loaders: list[Loader], folder: Path, manifest: dict, runs: int) -> None:
+    """Load `folder` `runs` times with each loader, interleaved (the first one alternates, so
+    neither always follows the other), checking every load against the manifest.
+
+    :raise BenchError: if a load fails or loads other counts than the files hold.
+    """
+    expected_movies = manifest["loadable_movies"]
+    for i in range(1, runs + 1):
+        order = loaders if i % 2 else loaders[::-1]
+        for loader in order:
+            log.info("run %d/%d, %s: movies load --source %s --force", i, runs, loader.name, folder)
+            result = run_once(folder, loader.env, loader.url, loader.pgdata)
+            log.info(
+                "run %d, %s: %.2f s wall, %.0f MiB peak RSS (tree)",
+                i,
+                loader.name,
+                result.wall_s,
+                result.tree_rss_mib,
+            )
+            expected_rated = manifest.get("loadable_rated_movies", result.rated_movies)
+            if (result.movies, result.rated_movies) != (expected_movies, expected_rated):
+                raise BenchError(
+                    f"run {i} of {loader.name} loaded {result.movies} movies "
+                    f"({result.rated_movies} rated); the files hold {expected_movies} well-formed "
+                    f"movie rows ({expected_rated} rated); loader report:\n{result.report}"
+                )
+            loader.runs.append(result)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Generate (once), load `args.runs` times, print the table; 1 if a target is missed."""
+    """Generate (once), load `args.runs` times with this checkout's loader and, interleaved, with
+    the baseline's; print the tables; 1 if a target is missed."""
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -303,72 +411,79 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     folder, manifest = ensure_synthetic_data(args.scale, args.seed)
     log.info("synthetic data ready in %.1f s: %s", time.perf_counter() - started, folder)
-    expected_movies = manifest["loadable_movies"]
-    database = None
-    if settings.database_url:
-        url = settings.database_url
-        env = server_env(url, settings.data_dir)
-    else:
-        data_dir = args.db_dir or DATA_ROOT / "bench-load"
-        database = EmbeddedDatabase(data_dir)
-        url = database.start()
-        env = server_env(url, data_dir)
-        # The CLI finds the running server through MOVIES_DATA_DIR; DATABASE_URL would also do,
-        # but leaving it unset exercises the path a user of `movies load` takes.
-        env.pop("DATABASE_URL", None)
-    runs: list[Run] = []
-    try:
-        lines = machine_summary(url)
-        for i in range(1, args.runs + 1):
-            log.info("run %d/%d: movies load --source %s --force", i, args.runs, folder)
-            result = run_once(folder, env, url, None if database is None else database.pgdata)
-            log.info(
-                "run %d: %.2f s wall, %.0f MiB peak RSS (tree)",
-                i,
-                result.wall_s,
-                result.tree_rss_mib,
+    databases: list[EmbeddedDatabase] = []
+    with ExitStack() as stack:
+        if not args.keep_db:
+            stack.callback(lambda: [database.stop() for database in databases])
+        url, env, pgdata = start_database(
+            settings, args.db_dir or DATA_ROOT / "bench-load", databases
+        )
+        loaders = [Loader(f"this checkout ({code_version()})", env, url, pgdata)]
+        if args.baseline:
+            src = stack.enter_context(baseline_checkout(args.baseline))
+            # Its own database: the two checkouts may differ in schema, and each load applies
+            # its own scripts.
+            base_url, base_env, base_pgdata = start_database(
+                settings, DATA_ROOT / "bench-load-baseline", databases
             )
-            expected_rated = manifest.get("loadable_rated_movies", result.rated_movies)
-            if (result.movies, result.rated_movies) != (expected_movies, expected_rated):
-                raise BenchError(
-                    f"run {i} loaded {result.movies} movies ({result.rated_movies} rated); the "
-                    f"files hold {expected_movies} well-formed movie rows ({expected_rated} "
-                    f"rated); loader report:\n{result.report}"
-                )
-            runs.append(result)
-    finally:
-        if database is not None and not args.keep_db:
-            database.stop()
-    median_wall = statistics.median(r.wall_s for r in runs)
-    median_rss = statistics.median(r.tree_rss_mib for r in runs)
+            base_env["PYTHONPATH"] = str(src)
+            check_imports_from(base_env, src)
+            loaders.insert(0, Loader(f"baseline {args.baseline}", base_env, base_url, base_pgdata))
+        lines = machine_summary(url)
+        measure(loaders, folder, manifest, args.runs)
     print()
     print(
         f"movies load --source {folder} --force  "
         f"({manifest['basics_rows']:,} title rows, {manifest['ratings_rows']:,} ratings rows, "
-        f"{expected_movies:,} movies; {args.runs} runs)"
+        f"{manifest['loadable_movies']:,} movies; {args.runs} runs"
+        + (", interleaved" if len(loaders) > 1 else "")
+        + ")"
     )
     for line in lines:
         print(line)
+    for loader in loaders:
+        print()
+        print(f"{loader.name}:")
+        print()
+        for line in render_table(loader.runs):
+            print(line)
     print()
-    for line in render_table(runs):
-        print(line)
+    print("loader report of the last run of this checkout:")
+    print(loaders[-1].runs[-1].report)
     print()
-    print("loader report of the last run:")
-    print(runs[-1].report)
-    print()
-    wall_ok, rss_ok = median_wall <= TARGET_WALL_S, median_rss <= TARGET_RSS_MIB
+    return 0 if report_targets(loaders) else 1
+
+
+def report_targets(loaders: list[Loader]) -> bool:
+    """Print each target and whether the medians meet it; True if all are met."""
+    candidate = loaders[-1]
+    wall = statistics.median(r.wall_s for r in candidate.runs)
+    rss = statistics.median(r.tree_rss_mib for r in candidate.runs)
+    met = [wall <= TARGET_WALL_S, rss <= TARGET_RSS_MIB]
     print(
-        f"target wall <= {TARGET_WALL_S:.0f} s: {'met' if wall_ok else 'MISSED'} "
-        f"(median {median_wall:.2f} s); target peak RSS <= {TARGET_RSS_MIB:.0f} MiB: "
-        f"{'met' if rss_ok else 'MISSED'} (median {median_rss:.0f} MiB)"
+        f"target wall <= {TARGET_WALL_S:.0f} s: {'met' if met[0] else 'MISSED'} "
+        f"(median {wall:.2f} s); target peak RSS <= {TARGET_RSS_MIB:.0f} MiB: "
+        f"{'met' if met[1] else 'MISSED'} (median {rss:.0f} MiB)"
     )
-    return 0 if wall_ok and rss_ok else 1
+    if len(loaders) > 1:
+        baseline = loaders[0]
+        base_wall = statistics.median(r.wall_s for r in baseline.runs)
+        base_rss = statistics.median(r.tree_rss_mib for r in baseline.runs)
+        ratio = wall / base_wall
+        met.append(ratio <= TARGET_WALL_RATIO)
+        print(
+            f"against {baseline.name}: wall {wall:.2f} s / {base_wall:.2f} s = {ratio:.3f} "
+            f"(target <= {TARGET_WALL_RATIO:.2f}: {'met' if met[-1] else 'MISSED'}); "
+            f"peak RSS {rss:.0f} / {base_rss:.0f} MiB"
+        )
+    return all(met)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Load the synthetic full-size IMDb files with `movies load`, N times; print "
-        "wall seconds, peak RSS and the loader's phases per run and the median.",
+        description="Load the synthetic full-size IMDb files with `movies load`, N times, with "
+        "this checkout's loader and a baseline revision's, interleaved; print wall seconds, peak "
+        "RSS and the loader's phases per run and the medians of each.",
         epilog="Example: .venv/bin/python solution/bench/bench_load.py --runs 5",
     )
     parser.add_argument("--runs", type=int, default=3, help="loads to measure [default: 3]")
@@ -382,6 +497,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--keep-db", action="store_true", help="leave the embedded PostgreSQL running at the end"
+    )
+    parser.add_argument(
+        "--baseline",
+        default=DEFAULT_BASELINE,
+        metavar="REV",
+        help="git revision whose loader runs beside this checkout's, interleaved, from a "
+        "temporary worktree (PYTHONPATH=<worktree>/solution/src) and its own embedded database "
+        f"in .data/bench-load-baseline; '' for none [default: {DEFAULT_BASELINE}, the last "
+        "commit before the pandas-based loader]",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:
