@@ -76,7 +76,7 @@ log = logging.getLogger("bench.load")
 TARGET_WALL_S = 15.0
 TARGET_RSS_MIB = 1024.0
 TARGET_WALL_RATIO = 1.10  # this checkout's median wall time against the baseline's
-DEFAULT_BASELINE = "1f498af"  # the last commit before the pandas-based loader
+DEFAULT_BASELINE = "90e14e1"  # main just before the pandas-based loader
 SAMPLE_INTERVAL_S = 0.02
 # The timings line of the loader's report:
 #   "  seconds   download 0.00, parse 3.21, copy 2.10, index 4.02, swap 0.11, total 9.44"

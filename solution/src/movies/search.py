@@ -8,7 +8,8 @@ embedded server ships none; pg_trgm and unaccent are therefore not an option):
 
 so "Amélie" and "AMELIE" both fold to "amelie", "The Godfather: Part II" to
 "the godfather part ii". `fold` is the reference; the loader applies the same steps to whole
-columns with Arrow (`movies.loader.transform.fold_titles`), and a test checks that both agree.
+columns of a pandas DataFrame (`movies.loader.transform.fold_titles`), and a test checks that
+both agree.
 
 A movie stores the fold of its title (`search_title`) and of its original title when that folds
 differently (`search_original`, else ''). Matching uses PostgreSQL's built-in full-text types

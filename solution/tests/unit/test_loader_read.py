@@ -15,12 +15,18 @@ from movies.loader import FormatError, LoadReport
 from movies.loader.read import BASICS_COLUMNS, RATINGS_COLUMNS, TsvReader
 from movies.loader.source import SourceFiles, local_file
 from movies.loader.transform import (
+    MOVIE_FIELDS,
     csv_chunks,
     decode_text,
+    drop_duplicates,
     genre_links,
     genre_names,
     genre_sizes,
+    join_ratings,
+    movie_rows,
     rarest_genre_first,
+    select_movies,
+    select_ratings,
     to_movie_rows,
 )
 
@@ -361,3 +367,91 @@ def test_movies_are_grouped_by_their_rarest_genre_rarest_first() -> None:
     assert ordered.sort_values("tconst", ignore_index=True).equals(movies)
     no_genres = text_frame({"tconst": ["tt0000001"], "genres": pa.array([None], pa.string())})
     assert rarest_genre_first(no_genres).equals(no_genres)
+
+
+def test_movie_rows_keep_title_type_movie_only_and_drop_the_column() -> None:
+    basics = text_frame(
+        {
+            "tconst": pa.array([b"tt0000001", b"tt0000002", b"tt0000003", b"tt0000004"]),
+            "titleType": pa.array([b"movie", b"tvMovie", None, b"movie"]),
+            "primaryTitle": pa.array([b"A", b"B", b"C", b"D"]),
+        }
+    )
+    movies = movie_rows(basics)
+    assert list(movies.columns) == ["tconst", "primaryTitle"]
+    assert movies["tconst"].tolist() == [b"tt0000001", b"tt0000004"]
+
+
+def test_select_movies_counts_each_bad_row_under_its_first_reason() -> None:
+    movies = text_frame(
+        {
+            "tconst": ["tt0000001", "tx0000002", "tt0000003", "tt0000004", "tt0000005", "tt06"],
+            "primaryTitle": ["Good", "Bad id", None, "Bad year", "Bad genres", None],
+            "originalTitle": [None, "x", "x", "x", "x", "x"],
+            "isAdult": [None, "0", "1", "0", "0", "2"],
+            "startYear": ["1999", "1999", "1999", "19999", None, "1999"],
+            "runtimeMinutes": [None, "90", "90", "90", "90", "x"],
+            "genres": ["Drama,War", "Drama", "Drama", "Drama", "Drama,,War", None],
+        }
+    )
+    report = LoadReport(source="test")
+    valid = select_movies(movies, report)
+    assert valid["tconst"].tolist() == ["tt0000001"]
+    assert list(valid.columns) == list(MOVIE_FIELDS)
+    assert report.skipped == {
+        "basics: bad tconst": 2,  # tx0000002; tt06 (also no title, bad isAdult and runtime)
+        "basics: missing primaryTitle": 1,
+        "basics: bad startYear": 1,
+        "basics: bad genres": 1,
+    }
+
+
+def test_select_ratings_keeps_imdbs_ratings_and_whole_vote_counts() -> None:
+    ratings = text_frame(
+        {
+            "tconst": ["tt0000001", "tt0000002", "tt0000003", "tt0000004", "tt0000005"],
+            "averageRating": ["10.0", "10.1", "7", "6.5", "0.5"],
+            "numVotes": ["5", "5", "1234567890", "0", "12"],
+        }
+    )
+    report = LoadReport(source="test")
+    assert select_ratings(ratings, report)["tconst"].tolist() == [
+        "tt0000001",
+        "tt0000004",
+        "tt0000005",
+    ]
+    assert report.skipped == {"ratings: bad averageRating": 1, "ratings: bad numVotes": 1}
+
+
+def test_drop_duplicates_keeps_the_first_of_each_tconst_in_file_order() -> None:
+    ascending = text_frame(
+        {"tconst": ["tt0000009", "tt0000010", "tt10000000"], "n": ["1", "2", "3"]}
+    )
+    report = LoadReport(source="test")
+    assert drop_duplicates(ascending, "dup", report).equals(ascending) and report.skipped == {}
+    repeated = text_frame(
+        {"tconst": ["tt0000002", "tt0000001", "tt0000002", "tt0000001"], "n": ["1", "2", "3", "4"]}
+    )
+    kept = drop_duplicates(repeated, "dup", report)
+    assert kept["n"].tolist() == ["1", "2"] and report.skipped == {"dup": 2}
+
+
+def test_join_ratings_is_a_left_merge_that_counts_rated_movies_and_orphans() -> None:
+    movies = text_frame(
+        {"tconst": ["tt0000003", "tt0000001", "tt0000002"], "primaryTitle": ["C", "A", "B"]}
+    )
+    ratings = text_frame(
+        {
+            "tconst": ["tt0000001", "tt0000003", "tt0000009"],
+            "averageRating": ["7.5", "8.0", "9.9"],
+            "numVotes": ["10", "20", "30"],
+        }
+    )
+    report = LoadReport(source="test")
+    joined = join_ratings(movies, ratings, report)
+    assert records(joined) == [
+        {"tconst": "tt0000003", "primaryTitle": "C", "averageRating": "8.0", "numVotes": "20"},
+        {"tconst": "tt0000001", "primaryTitle": "A", "averageRating": "7.5", "numVotes": "10"},
+        {"tconst": "tt0000002", "primaryTitle": "B", "averageRating": None, "numVotes": None},
+    ]
+    assert (report.movies, report.rated_movies, report.ratings_without_movie) == (3, 2, 1)

@@ -43,7 +43,7 @@ from movies.loader.transform import (
 
 log = logging.getLogger(__name__)
 
-SELECT_AHEAD = 1  # parsed 16 MiB frames waiting for select_movies on the second thread
+SELECT_AHEAD = 1  # parsed frames (16 MiB of text each) waiting for select_movies
 
 
 def run_load(

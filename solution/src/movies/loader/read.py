@@ -41,7 +41,8 @@ BASICS_COLUMNS = (
 )
 RATINGS_COLUMNS = ("tconst", "averageRating", "numVotes")
 GZIP_MAGIC = b"\x1f\x8b"
-BLOCK_BYTES = 16 << 20  # fewer, larger frames: pandas costs a little per call, not per row
+BLOCK_BYTES = 4 << 20  # the parser reads blocks ahead: their size bounds its memory
+FRAME_BLOCKS = 4  # blocks per DataFrame: pandas costs a little per call, whatever the rows
 MAX_HEADER_BYTES = 64 << 10
 LOGGED_BAD_ROWS = 5
 
@@ -69,7 +70,8 @@ class TsvReader:
         self.bad_rows = 0
 
     def frames(self) -> Iterator[pd.DataFrame]:
-        """Yield the included columns of each parsed block as a DataFrame of raw bytes.
+        """Yield the included columns of every FRAME_BLOCKS parsed blocks as a DataFrame of raw
+        bytes.
 
         The columns are Arrow-backed (`pd.ArrowDtype(pa.binary())`, the parser's buffers, not a
         copy); `\\N` is NULL. Bytes, not text: rows the loader drops cost no decoding, and a bad
@@ -78,8 +80,14 @@ class TsvReader:
         :raise FormatError: if the file is empty, not gzip though named .gz, truncated, or its
             header is not IMDb's.
         """
+        group: list[pa.RecordBatch] = []
         for batch in self.batches():
-            yield batch.to_pandas(types_mapper=pd.ArrowDtype)
+            group.append(batch)
+            if len(group) == FRAME_BLOCKS:
+                yield _frame(group)
+                group = []
+        if group:
+            yield _frame(group)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Yield the parsed record batches, every field bytes (`frames` wraps them).
@@ -134,6 +142,11 @@ class TsvReader:
                 row.text,
             )
         return "skip"
+
+
+def _frame(batches: list[pa.RecordBatch]) -> pd.DataFrame:
+    """One DataFrame over `batches` (their buffers, not a copy: each column is chunked)."""
+    return pa.Table.from_batches(batches).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def open_stream(path: Path) -> BinaryIO:
