@@ -4,7 +4,7 @@ Parsing is pyarrow's CSV reader (pandas' own readers cannot turn quoting off wit
 engine): IMDb's format has no quoting and no escapes: a tab separates fields, a newline ends a
 row, `\\N` is NULL and nothing else is. So the parser runs with quoting and escaping off, every
 column read as bytes, and only `\\N` as a null value ("NA", "null", "None", "NaN" and "" stay).
-Each parsed block becomes a DataFrame of Arrow-backed columns without a copy.
+Every few parsed blocks become one DataFrame of Arrow-backed columns, without a copy.
 A row with the wrong number of fields is skipped and counted, never joined with its neighbours.
 
 Decompression runs in a background thread (ISA-L, which releases the GIL) so it overlaps with
