@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, request
 
 from movies import observability, schema
-from movies.api import caching, edge, routing, security, views
+from movies.api import caching, routing, security, views
 from movies.api.connection import close_connection, db, replica_binds
 from movies.api.docs import register_docs
 from movies.api.json_provider import OrjsonProvider
@@ -60,9 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for init_extension in EXTENSIONS:
         init_extension(app, settings)
-    # WSGI layers, innermost first: 304s and kept responses before Flask; the door headers, the
-    # request id and the access line of every response; the client address fix around all.
-    app.wsgi_app = edge.FastAnswers(app)  # type: ignore[method-assign]
+    # WSGI layers, innermost first: validators, 304s and kept responses of the data GETs; the
+    # rate limits and the door headers; the request id and the access line of every response;
+    # the client address fix around all.
+    app.wsgi_app = caching.CachedResponses(app.wsgi_app, app.extensions["movies.caching"])  # type: ignore[method-assign]
     security.add_door_headers(app, settings)
     observability.init_app(app)
     security.trust_proxies(app, settings)

@@ -5,7 +5,7 @@ collectors). `init_app(app)` gives every request an id (the caller's `X-Request-
 sane, else a fresh one), returns it as `X-Request-ID`, stamps it on every log record emitted while
 the request runs, and logs one line per request: method, path, status, duration, request id.
 It does so as a WSGI layer (`RequestLog`) around the app, so that every response gets them, the
-ones answered before Flask (api/edge.py) included, at the cost of a list append per header.
+ones answered before Flask (api/caching.py) included, at the cost of a list append per header.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
-from flask import Flask, Response
+from flask import Flask
 from flask.testing import FlaskClient
 
 from movies import repository
-from movies.api.caching import VERSION_TTL_S, DataVersion, ResponseCache
+from movies.api.caching import VERSION_TTL_S, DataVersion, ResponseCache, entry_cost
 from movies.api.connection import db
 
 DATA_PATHS = [
@@ -228,30 +228,39 @@ def version(tag: bytes) -> DataVersion:
     return DataVersion(tag, None)
 
 
+BODY = b"x" * 100
+COST = entry_cost("00", BODY, [])  # what one of these entries holds in memory
+
+
+def test_an_entry_costs_its_key_headers_and_objects_not_only_its_body() -> None:
+    headers = [("Content-Type", "application/json"), ("Content-Length", "100")]
+    assert entry_cost("00", BODY, headers) > COST > len(BODY) + len("00")
+
+
 def test_the_cache_keeps_the_recently_used_within_its_budget() -> None:
-    cache = ResponseCache(max_bytes=16 * 100)  # sixteen 100-byte bodies
+    cache = ResponseCache(max_bytes=16 * COST)  # sixteen entries
     for number in range(17):
-        cache.put(version(b"v1"), str(number), Response(b"x" * 100))
-    assert cache.get(version(b"v1"), "0") is None  # the oldest made room for the 17th
-    assert cache.get(version(b"v1"), "1").body == b"x" * 100
-    cache.put(version(b"v1"), "17", Response(b"x" * 100))
-    assert cache.get(version(b"v1"), "2") is None  # used less recently than "1"
-    assert cache.get(version(b"v1"), "1") is not None
-    assert cache.get_stats() == (16, 1600)
+        cache.put(version(b"v1"), f"{number:02}", BODY, [])
+    assert cache.get(version(b"v1"), "00") is None  # the oldest made room for the 17th
+    assert cache.get(version(b"v1"), "01").body == BODY
+    cache.put(version(b"v1"), "17", BODY, [])
+    assert cache.get(version(b"v1"), "02") is None  # used less recently than "01"
+    assert cache.get(version(b"v1"), "01") is not None
+    assert cache.get_stats() == (16, 16 * COST)
 
 
 def test_the_cache_serves_one_data_version_only() -> None:
     cache = ResponseCache(max_bytes=1_000_000)
-    cache.put(version(b"v1"), "a", Response("old"))
+    cache.put(version(b"v1"), "a", b"old", [])
     assert cache.get(version(b"v2"), "a") is None
-    cache.put(version(b"v2"), "b", Response("new"))
+    cache.put(version(b"v2"), "b", b"new", [])
     assert cache.get(version(b"v1"), "a") is None
-    assert cache.get_stats() == (1, 3)
+    assert cache.get_stats() == (1, entry_cost("b", b"new", []))
 
 
 def test_one_response_may_not_take_more_than_a_sixteenth_of_the_budget() -> None:
-    cache = ResponseCache(max_bytes=1600)
-    cache.put(version(b"v1"), "big", Response("x" * 101))
-    cache.put(version(b"v1"), "fits", Response("x" * 100))
+    cache = ResponseCache(max_bytes=16 * COST)
+    cache.put(version(b"v1"), "big", BODY + b"x", [])
+    cache.put(version(b"v1"), "00", BODY, [])
     assert cache.get(version(b"v1"), "big") is None
-    assert cache.get(version(b"v1"), "fits") is not None
+    assert cache.get(version(b"v1"), "00") is not None

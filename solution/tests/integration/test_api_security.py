@@ -285,6 +285,26 @@ def test_cors_off_sends_no_cors_headers(make_app: Callable[..., Flask]) -> None:
         assert not [h for h in response.headers.keys() if h.startswith("Access-Control-")]
 
 
+@pytest.mark.parametrize(
+    ("origins", "varies"), [(("*",), True), ((ADMIN,), True), (("*", ADMIN), True), ((), False)]
+)
+def test_cached_answers_vary_on_origin_whenever_cors_is_on(
+    make_app: Callable[..., Flask], origins: tuple[str, ...], varies: bool
+) -> None:
+    """A shared cache keeps one copy per Origin, so it never hands a page without
+    Access-Control-Allow-Origin (fetched without Origin) to a browser that needs it."""
+    client = make_app(cors_origins=origins).test_client()
+    path = "/movies?limit=1"
+    plain = client.get(path)
+    etag = plain.headers["ETag"]
+    kept = client.get(path, headers={"Origin": ADMIN})
+    revalidated = client.get(path, headers={"Origin": ADMIN, "If-None-Match": etag})
+    assert revalidated.status_code == 304
+    for response in (plain, kept, revalidated, client.get("/genres")):
+        assert response.headers["Cache-Control"].startswith("public")
+        assert ("Origin" in response.headers.get("Vary", "")) is varies
+
+
 def test_preflight_is_not_rate_limited_and_unknown_routes_stay_404(
     make_app: Callable[..., Flask],
 ) -> None:

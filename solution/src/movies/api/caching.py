@@ -1,51 +1,79 @@
-"""Conditional GET (ETag, Last-Modified, Cache-Control; 304 if unchanged) and the response cache.
+"""Conditional GETs and kept responses, answered in one place: a WSGI layer in front of Flask.
 
-Every data response depends on three things only: the loaded dataset, the user movies and the
-URL. The data version stands for the first two: the latest `dataset_load` row (a load inserts
-it in the transaction that swaps the new data in) and the number and latest creation time of
-the user movies (POST /movies is the only other write, and it only adds rows; a count cannot
-miss a row whose creation time is older than one already counted). The ETag is a digest of the
-version and the URL: weak (`W/"..."`), since a JSON body is equivalent, not byte-for-byte fixed.
+Every data response (GET or HEAD of /movies..., /genres, /dataset) depends on three things only:
+the loaded dataset, the user movies and the URL. The data version stands for the first two: the
+latest `dataset_load` row (a load inserts it in the transaction that swaps the new data in) and
+the number and latest creation time of the user movies (POST /movies is the only other write,
+and it only adds rows). The ETag is a digest of the version and the URL: weak (`W/"..."`), since
+a JSON body is equivalent, not byte-for-byte fixed.
+
+`CachedResponses` answers a data GET before Flask when it can, and otherwise asks Flask and
+finishes Flask's answer:
+
+- a client's `If-None-Match` naming the current ETag gets a 304 at once: that ETag was only ever
+  given with a 200 for this URL and version, so the 304 replaces a 200;
+- a kept response (`ResponseCache`) is answered without routing, parameters or query;
+- anything else goes to Flask; a 200 gets the validators and `Cache-Control`, is kept for the
+  next request, and becomes a 304 if the client's `If-Modified-Since` or `If-None-Match: *`
+  says its copy is current. Errors (400, 404...) stay what they are: a conditional header never
+  hides them.
+
+`If-None-Match` wins over `If-Modified-Since` (RFC 9110 §13.2.2). The layer sits before Flask
+because Flask's request handling costs more than a kept answer: answered by Flask, a kept
+/movies page ran at about half the requests/s of the bare-Flask ceiling; answered here, at or
+above it (README, "Caching"). The rate limit and the door headers are WSGI layers around it, so
+its answers are counted, logged and given CORS headers like every other.
 
 Each worker reads the version at most once per VERSION_TTL_S (one tiny query) and a write in
-that worker forgets it, so a 304 costs no database work at all; another worker's POST or a load
-shows in the ETags within VERSION_TTL_S. The version is always read before the data it labels,
-so a response can only carry an older version than its data (the client refetches once more),
-never a newer one (which could keep stale data behind a 304).
+that worker forgets it: another worker's POST or a load shows in the ETags within
+VERSION_TTL_S. The version is always read before the data it labels, so a response can only
+carry an older version than its data (the client refetches once more), never a newer one.
 
-`If-None-Match` wins over `If-Modified-Since` (RFC 9110 §13.2.2); `Last-Modified` has whole
-seconds, so two changes within one second are told apart by the ETag only.
+The process-level caches of a worker, and what invalidates each:
 
-Since the ETag names the data version and the URL, it also names the body: each worker keeps the
-finished 200 responses of data GETs by ETag (`ResponseCache`, least recently used out first,
-`settings.response_cache_mb` MiB) and answers a repeated URL without a query. A new version
-empties the cache, so a cached body is exactly as fresh as its ETag: a load or a POST shows
-within VERSION_TTL_S, as above. Streamed responses (the export) are never kept.
+| cache | where | invalidated by |
+|---|---|---|
+| data version | `VersionCache` here | age VERSION_TTL_S; a write of this worker |
+| kept responses | `ResponseCache` here | a new data version (all at once); LRU within its budget |
+| genre counts of /genres | `PerVersion` here | a new data version |
+| unfiltered IMDb facet counts | `repository.ImdbFacetCache` | a new load id (read per request) |
+| genre names | `repository.GenreVocabulary` | an unknown name, at most every 10 s |
+| statement texts, cursor fingerprints | `lru_cache`s in `query` | never: pure functions |
+| prepared statements | `prepared`, per pooled connection | LRU; the connection's replacement |
+| rate-limit counters | `security.WorkerMemoryStorage` | their window's end |
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
+import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
-from werkzeug.http import http_date
+from werkzeug.datastructures import ETags
+from werkzeug.http import http_date, parse_date, parse_etags
 
 from movies import repository
-from movies.api.connection import get_connection
+from movies.api.connection import db
 from movies.config import Settings
 
 VERSION_TTL_S = 1.0
-_READS = frozenset({"GET", "HEAD", "OPTIONS"})
-_ETAG_KEY = "movies.etag"  # (version tag, ETag) of this request, in its WSGI environ
+# The paths of the data GETs (every GET route but /healthz, /readyz and the docs).
+DATA_PREFIXES = ("/movies", "/genres", "/dataset")
+READ_METHODS = frozenset({"GET", "HEAD"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Headers = list[tuple[str, str]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,15 +83,17 @@ class DataVersion:
     tag: bytes
     last_modified: datetime | None
     last_modified_header: str | None = None  # the HTTP date, formatted once per version
+    load_id: int | None = None  # the dataset (load) the data come from; None before any load
 
 
-def read_version() -> DataVersion:
-    """The current data version, from the request's connection."""
-    load_id, loaded_at, user_movies, user_created_at = repository.data_version(get_connection())
+def read_version(conn: sa.Connection) -> DataVersion:
+    """The current data version, read on `conn`."""
+    load_id, loaded_at, user_movies, user_created_at = repository.data_version(conn)
     tag = f"{load_id}|{loaded_at}|{user_movies}|{user_created_at}".encode()
     changes = [t for t in (loaded_at, user_created_at) if t is not None]
     last_modified = max(changes) if changes else None
-    return DataVersion(tag, last_modified, http_date(last_modified) if last_modified else None)
+    header = http_date(last_modified) if last_modified else None
+    return DataVersion(tag, last_modified, header, load_id)
 
 
 class VersionCache:
@@ -75,20 +105,13 @@ class VersionCache:
         self._expires = float("-inf")
         self._lock = threading.Lock()
 
-    def get(self, read: Callable[[], DataVersion] = read_version) -> DataVersion:
-        """The cached version, or a fresh one once it is `ttl_s` old."""
+    def get(self, read: Callable[[], DataVersion]) -> DataVersion:
+        """The cached version, or `read()` once it is `ttl_s` old."""
         value = self._value
         if value is None or time.monotonic() >= self._expires:
             value = read()
             with self._lock:
                 self._value, self._expires = value, time.monotonic() + self.ttl_s
-        return value
-
-    def peek(self) -> DataVersion | None:
-        """The cached version if it is younger than `ttl_s`, else None (nothing is read)."""
-        value = self._value
-        if value is None or time.monotonic() >= self._expires:
-            return None
         return value
 
     def expire(self) -> None:
@@ -97,26 +120,63 @@ class VersionCache:
             self._value, self._expires = None, float("-inf")
 
 
+class PerVersion(Generic[T]):
+    """One value computed for the current data version, recomputed when the version changes."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[bytes, T] | None = None
+
+    def get(self, version: DataVersion, compute: Callable[[], T]) -> T:
+        """The value kept for `version`, or `compute()` (read after `version`, so never older)."""
+        kept = self._kept
+        if kept is not None and kept[0] == version.tag:
+            return kept[1]
+        value = compute()
+        self._kept = (version.tag, value)
+        return value
+
+
 @dataclass(frozen=True)
-class _CachedResponse:
+class KeptResponse:
     body: bytes
-    headers: list[tuple[str, str]]  # the view's own (Content-Type, Link...)
+    headers: Headers  # Flask's own (Content-Type, Content-Length, Link...)
+    cost: int  # bytes this entry holds in the worker, objects included
+
+
+# What an entry costs beyond its objects' own sizes: its slot and links in the OrderedDict.
+ENTRY_OVERHEAD_BYTES = 112
+
+
+def entry_cost(etag: str, body: bytes, headers: Headers) -> int:
+    """The memory an entry holds: key, body, header strings, tuples, list, record and slot."""
+    strings = sum(sys.getsizeof(name) + sys.getsizeof(value) for name, value in headers)
+    tuples = len(headers) * sys.getsizeof(("", ""))
+    record = sys.getsizeof(KeptResponse(b"", [], 0))
+    return (
+        sys.getsizeof(etag)
+        + sys.getsizeof(body)
+        + strings
+        + tuples
+        + sys.getsizeof(headers)
+        + record
+        + ENTRY_OVERHEAD_BYTES
+    )
 
 
 class ResponseCache:
-    """Finished responses by ETag, within `max_bytes`, for one data version at a time."""
+    """Finished 200 responses by ETag, within `max_bytes` of memory, for one data version."""
 
     # No single response may take more than this share of the budget.
     MAX_ENTRY_SHARE = 16
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, _CachedResponse] = OrderedDict()
+        self._entries: OrderedDict[str, KeptResponse] = OrderedDict()
         self._bytes = 0
         self._version: bytes | None = None
         self._lock = threading.Lock()
 
-    def get(self, version: DataVersion, etag: str) -> _CachedResponse | None:
+    def get(self, version: DataVersion, etag: str) -> KeptResponse | None:
         """The response kept for `etag`, if it was made from `version`."""
         if version.tag != self._version:
             return None
@@ -127,122 +187,194 @@ class ResponseCache:
         return entry
 
     def get_stats(self) -> tuple[int, int]:
-        """(entries, bytes of their bodies)."""
+        """(entries, bytes they cost)."""
         return len(self._entries), self._bytes
 
-    def put(self, version: DataVersion, etag: str, response: Response) -> None:
-        """Keep a finished, buffered response (an older version's entries are dropped)."""
-        if response.is_streamed:
+    def put(self, version: DataVersion, etag: str, body: bytes, headers: Headers) -> None:
+        """Keep a response (an older version's entries are dropped first)."""
+        cost = entry_cost(etag, body, headers)
+        if cost * self.MAX_ENTRY_SHARE > self.max_bytes:
             return
-        body = response.get_data()
-        if len(body) * self.MAX_ENTRY_SHARE > self.max_bytes:
-            return
-        entry = _CachedResponse(body, list(response.headers.items()))
+        entry = KeptResponse(body, headers, cost)
         with self._lock:
             if version.tag != self._version:
                 self._entries.clear()
                 self._bytes, self._version = 0, version.tag
             old = self._entries.pop(etag, None)
-            self._bytes += len(body) - (len(old.body) if old else 0)
+            self._bytes += cost - (old.cost if old else 0)
             self._entries[etag] = entry
             while self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= len(evicted.body)
+                self._bytes -= evicted.cost
 
 
 @dataclass(frozen=True)
-class _Caching:
+class Caching:
+    """A worker's caching state (app.extensions["movies.caching"])."""
+
     versions: VersionCache
     cache_control: str
     responses: ResponseCache | None
+    genre_counts: PerVersion[list[dict[str, Any]]]
+    engine: sa.Engine
+
+    def version(self) -> DataVersion:
+        """The current data version (read at most once per VERSION_TTL_S)."""
+        return self.versions.get(self._read_version)
+
+    def _read_version(self) -> DataVersion:
+        with self.engine.connect() as conn:
+            return read_version(conn)
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Keep a version cache per app; forget it after every successful write of this worker."""
+    """Keep the caching state per app; forget the version after every write of this worker."""
     responses = None
     if settings.response_cache_mb:
         responses = ResponseCache(settings.response_cache_mb * 1024 * 1024)
-    state = _Caching(VersionCache(), f"public, max-age={settings.cache_max_age_s}", responses)
+    with app.app_context():
+        engine = db.engine
+    cache_control = f"public, max-age={settings.cache_max_age_s}"
+    state = Caching(VersionCache(), cache_control, responses, PerVersion(), engine)
     app.extensions["movies.caching"] = state
 
     @app.after_request
     def forget_version_after_write(response: Response) -> Response:
-        if request.method not in _READS and response.status_code < 400:
+        if request.method in WRITE_METHODS and response.status_code < 400:
             state.versions.expire()
         return response
 
 
-def etag_of(version: DataVersion, environ: dict[str, Any]) -> str:
-    """The ETag of the response to the request `environ` for data `version` (without W/"...").
+def current_version() -> DataVersion:
+    """The data version, for a view (never older than the one its response's ETag names)."""
+    return current_app.extensions["movies.caching"].version()
 
-    Kept in `environ` for that version: a request the edge layer passes on to Flask reaches
-    `conditional` with the ETag already worked out.
-    """
-    known = environ.get(_ETAG_KEY)
-    if known is not None and known[0] == version.tag:
-        return known[1]
+
+def genre_counts_cache() -> PerVersion[list[dict[str, Any]]]:
+    """The worker's genre counts of /genres, kept for one data version."""
+    return current_app.extensions["movies.caching"].genre_counts
+
+
+def etag_of(version: DataVersion, environ: dict[str, Any]) -> str:
+    """The ETag of the response to the request `environ` for data `version` (without W/"...")."""
     digest = hashlib.blake2b(version.tag, digest_size=12)
     digest.update(b"|")
     # The raw bytes of path and query (WSGI carries them as latin-1 strings).
     digest.update(environ.get("PATH_INFO", "").encode("latin-1"))
     digest.update(b"?")
     digest.update(environ.get("QUERY_STRING", "").encode("latin-1"))
-    etag = base64.urlsafe_b64encode(digest.digest()).decode()
-    environ[_ETAG_KEY] = (version.tag, etag)
-    return etag
+    return base64.urlsafe_b64encode(digest.digest()).decode()
 
 
-def _not_modified(etag: str, last_modified: datetime | None) -> bool:
-    given = request.headers.get("If-None-Match")
-    if given is not None:
-        # The common case, a client sending back the ETag it got, needs no header parsing.
-        return given == f'W/"{etag}"' or request.if_none_match.contains_weak(etag)
-    since = request.if_modified_since
-    if since is None or last_modified is None:
+def names_current_etag(if_none_match: str, quoted: str, etag: str) -> bool:
+    """Whether `If-None-Match` lists this ETag itself (weak comparison); `*` does not count."""
+    if if_none_match == quoted:  # the common case: the one ETag the client got back
+        return True
+    given: ETags = parse_etags(if_none_match)
+    return not given.star_tag and given.contains_weak(etag)
+
+
+def copy_is_current(environ: dict[str, Any], version: DataVersion) -> bool:
+    """Whether the client's copy of a 200 response of `version` is current by `If-None-Match: *`
+    or `If-Modified-Since` (the latter only when no If-None-Match was sent)."""
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        return parse_etags(if_none_match).star_tag
+    since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
+    if since is None or version.last_modified is None:
         return False
-    return last_modified.replace(microsecond=0) <= since
+    return version.last_modified.replace(microsecond=0) <= since
 
 
-def conditional(view: Callable[..., Any]) -> Callable[..., Response]:
-    """Decorate a data GET view: validators and Cache-Control on 200, 304 when the client's copy
-    is current; the view runs only if neither the client nor the response cache has the body."""
+class CachedResponses:
+    """The WSGI layer: validators, 304s and kept responses for the data GETs of `flask_app`."""
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        state: _Caching = current_app.extensions["movies.caching"]
-        version = state.versions.get()
-        etag = etag_of(version, request.environ)
-        if _not_modified(etag, version.last_modified):
-            # A 304 carries no Last-Modified (werkzeug drops it): RFC 9110 does not ask for it.
-            response = current_app.response_class(status=304)
-        else:
-            response = _cached_or_fresh(state, version, etag, view, args, kwargs)
-            if response.status_code != 200:
-                return response
-            if version.last_modified_header is not None:
-                response.headers["Last-Modified"] = version.last_modified_header
-        response.headers["ETag"] = f'W/"{etag}"'
-        response.headers["Cache-Control"] = state.cache_control
-        return response
+    def __init__(self, flask_app: WsgiApp, state: Caching) -> None:
+        self.flask_app = flask_app
+        self.state = state
 
-    return wrapper
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method not in READ_METHODS or not environ.get("PATH_INFO", "").startswith(DATA_PREFIXES):
+            return self.flask_app(environ, start_response)
+        try:
+            version = self.state.version()
+        except sa.exc.DBAPIError:
+            # Flask answers without validators (its views meet the same database: 503).
+            return self.flask_app(environ, start_response)
+        etag = etag_of(version, environ)
+        quoted = f'W/"{etag}"'
+        validators = [("ETag", quoted), ("Cache-Control", self.state.cache_control)]
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match is not None and names_current_etag(if_none_match, quoted, etag):
+            start_response("304 Not Modified", validators)
+            return [b""]
+        if version.last_modified_header is not None:
+            validators.append(("Last-Modified", version.last_modified_header))
+        kept = self.state.responses and self.state.responses.get(version, etag)
+        if kept:
+            return self._answer_ok(environ, start_response, version, kept, validators)
+        return self._ask_flask(environ, start_response, version, etag, validators)
+
+    def _answer_ok(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        version: DataVersion,
+        kept: KeptResponse,
+        validators: Headers,
+    ) -> Iterable[bytes]:
+        """The kept 200 (or a 304 in its place if the client's copy is current)."""
+        if copy_is_current(environ, version):
+            start_response("304 Not Modified", validators)
+            return [b""]
+        start_response("200 OK", [*kept.headers, *validators])
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [kept.body]
+
+    def _ask_flask(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        version: DataVersion,
+        etag: str,
+        validators: Headers,
+    ) -> Iterable[bytes]:
+        """Flask's answer; a 200 with validators, kept, or a 304 in its place."""
+        started: list[tuple[str, Headers]] = []
+
+        def capture(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            if not status.startswith("200"):
+                return start_response(status, headers, exc_info)
+            started.append((status, headers))
+            return lambda _data: None  # Flask writes through its iterable only
+
+        body = self.flask_app(environ, capture)
+        if not started:
+            return body
+        status, headers = started[0]
+        if copy_is_current(environ, version):
+            _close(body)
+            start_response("304 Not Modified", validators)
+            return [b""]
+        if self.state.responses is not None and _is_buffered(environ, headers):
+            data = b"".join(body)
+            _close(body)
+            self.state.responses.put(version, etag, data, headers)
+            body = [data]
+        start_response(status, [*headers, *validators])
+        return body
 
 
-def _cached_or_fresh(
-    state: _Caching,
-    version: DataVersion,
-    etag: str,
-    view: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Response:
-    """The kept response for `etag`, or the view's (kept for next time when it is a 200)."""
-    if state.responses is None:
-        return current_app.make_response(view(*args, **kwargs))
-    cached = state.responses.get(version, etag)
-    if cached is not None:
-        return current_app.response_class(cached.body, headers=cached.headers)
-    response = current_app.make_response(view(*args, **kwargs))
-    if response.status_code == 200:
-        state.responses.put(version, etag, response)
-    return response
+def _is_buffered(environ: dict[str, Any], headers: Headers) -> bool:
+    """A GET's whole body, of a known length (a streamed export has none): one worth keeping."""
+    return environ["REQUEST_METHOD"] == "GET" and any(
+        name == "Content-Length" for name, _ in headers
+    )
+
+
+def _close(body: Iterable[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()

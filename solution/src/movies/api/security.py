@@ -16,7 +16,9 @@ and `trust_proxies` the client address fix:
   address is the TCP peer, so a client cannot pick its own rate-limit bucket.
 - **CORS**: `*` in `settings.cors_origins` lets any site read (GET/HEAD, no credentials); an
   origin listed by name may also send `Authorization` and `Content-Type`, i.e. POST /movies.
-  Preflight OPTIONS requests are answered here (204). No origins: no CORS headers at all.
+  Preflight OPTIONS requests are answered here (204). Every response then says `Vary: Origin`,
+  since its CORS headers depend on the request's Origin (a shared cache keeps one copy per
+  origin). No origins: no CORS headers at all, and no `Vary: Origin`.
 - **Body cap without Content-Length**: a chunked body is read up to MAX_CONTENT_LENGTH + 1
   bytes; over the cap it is a 413 like any other oversize body (werkzeug alone would stop
   reading at the cap and hand the view a silently truncated body).
@@ -44,11 +46,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from movies.config import ConfigError, Settings
-from movies.errors import ProblemError
+from movies.errors import ProblemError, problem_response
 
 log = logging.getLogger(__name__)
 
-UNLIMITED_ENDPOINTS = frozenset({"movies.healthz", "movies.readyz"})
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 READ_METHODS = ("GET", "HEAD")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DOCS_PREFIX = "/docs"
@@ -58,8 +60,6 @@ READ_REQUEST_HEADERS = "If-None-Match, X-Request-ID"
 WRITE_REQUEST_HEADERS = "Authorization, Content-Type, If-None-Match, X-Request-ID"
 PREFLIGHT_MAX_AGE_S = "600"
 MEMORY_URI = "memory://"
-# Where a request refused by the rate limit before Flask carries its 429 into Flask.
-REFUSED_KEY = "movies.rate_limit_refused"
 
 
 class WorkerMemoryStorage(MemoryStorage):
@@ -99,18 +99,17 @@ class WorkerMemoryStorage(MemoryStorage):
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Install CORS preflights, rate limits and the body cap on `app`: one before_request hook.
+    """Install CORS preflights and the body cap on `app` (one before_request hook), and keep the
+    rate limits for `add_door_headers`.
 
     :raise ConfigError: if the rate-limit storage URI cannot be used.
     """
-    # In this order: a preflight is answered without counting, a refused request never reads
-    # its body.
+    # A preflight is answered before the body is read; rate limits count before Flask.
     checks: list[Callable[[], Response | None]] = []
     if settings.cors_origins:
         checks.append(_answer_preflight(settings.cors_origins))
     if settings.rate_limit_reads or settings.rate_limit_writes:
-        limits = app.extensions["movies.rate_limits"] = RateLimits(settings)
-        checks.append(limits.check)
+        app.extensions["movies.rate_limits"] = RateLimits(settings)
     checks.append(buffer_unsized_body)
 
     @app.before_request
@@ -123,10 +122,14 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 def add_door_headers(app: Flask, settings: Settings) -> None:
-    """Give every response of `app` the door headers: wrap `app.wsgi_app` in `DoorHeaders`.
+    """Count every request against its client's rate limit, then give every response of `app`
+    the door headers: wrap `app.wsgi_app` in `RateLimited` and `DoorHeaders`.
 
     Call it after adding the WSGI layers whose answers need them.
     """
+    limits = app.extensions.get("movies.rate_limits")
+    if limits is not None:
+        app.wsgi_app = RateLimited(app.wsgi_app, limits)  # type: ignore[method-assign]
     app.wsgi_app = DoorHeaders(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign]
 
 
@@ -168,7 +171,7 @@ class RateLimits:
     """Fixed-window request counters per client address: one budget for reads, one for writes.
 
     `limits` (the engine under Flask-Limiter) does the counting, so every storage it knows
-    works. One before_request hook does the whole check: Flask-Limiter's own per-request
+    works. One WSGI layer (`RateLimited`) does the whole check: Flask-Limiter's own per-request
     machinery (resolving decorated, default, blueprint and application limits and exemptions
     for every request) cost a read several times more than the count itself.
     """
@@ -186,20 +189,6 @@ class RateLimits:
             self.by_method.update((method, ("reads", reads)) for method in READ_METHODS)
         if settings.rate_limit_writes:
             self.by_method["POST"] = ("writes", parse_many(settings.rate_limit_writes))
-
-    def check(self) -> None:
-        """Count this request against its client's budget (before_request).
-
-        :raise ProblemError: 429 with Retry-After if the budget of this window is used up.
-        """
-        refused = request.environ.pop(REFUSED_KEY, None)
-        if refused is not None:  # counted already, by the edge layer (api/edge.py)
-            raise refused
-        if request.endpoint in UNLIMITED_ENDPOINTS:
-            return
-        refused = self.count(request.method, request.remote_addr)
-        if refused is not None:
-            raise refused
 
     def count(self, method: str, client: str | None) -> ProblemError | None:
         """Count a request; the 429 to answer if it is over its client's budget, else None."""
@@ -263,6 +252,25 @@ def _answer_preflight(origins: tuple[str, ...]) -> Callable[[], Response | None]
     return answer_preflight
 
 
+class RateLimited:
+    """The WSGI layer that counts every request (but the health probes') against its client's
+    budget and answers 429 problem+json with Retry-After when the budget is used up."""
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], limits: RateLimits) -> None:
+        self.wsgi_app = wsgi_app
+        self.limits = limits
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") not in UNLIMITED_PATHS:
+            refused = self.limits.count(environ["REQUEST_METHOD"], environ.get("REMOTE_ADDR"))
+            if refused is not None:
+                answer = problem_response(refused.status, refused.detail, headers=refused.headers)
+                return answer(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+
 class DoorHeaders:
     """The WSGI layer of `add_door_headers`: security headers, CORS for the configured origins,
     and `Cache-Control: no-store` on errors that chose no caching (errors are not to be cached)."""
@@ -281,8 +289,10 @@ class DoorHeaders:
             headers.extend(door_headers)
             if status[0] in "45" and not any(n.lower() == "cache-control" for n, _ in headers):
                 headers.append(("Cache-Control", "no-store"))
-            if self.writers:
-                _vary_on_origin(headers)  # the allowed origin is echoed per request
+            if self.any_reader or self.writers:
+                # Whether and what Access-Control-Allow-Origin says depends on the request's
+                # Origin: a shared cache must not give one origin's answer to another.
+                _vary_on_origin(headers)
             return start_response(status, headers, *exc_info)
 
         return self.wsgi_app(environ, start_with_doors)

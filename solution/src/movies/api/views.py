@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
@@ -11,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from movies import repository
 from movies.api.auth import require_token
-from movies.api.caching import conditional
+from movies.api.caching import current_version, genre_counts_cache
 from movies.api.connection import export_engine, get_connection
 from movies.api.export import export_response
 from movies.api.params import (
@@ -29,8 +28,6 @@ from movies.errors import ConflictError, NotFoundError, ProblemError, Unavailabl
 from movies.query import keyset_to_json
 
 bp = Blueprint("movies", __name__)
-
-GENRE_COUNTS_TTL_S = 30.0
 
 
 def _settings() -> Settings:
@@ -58,9 +55,9 @@ def _self_url() -> str:
 
 
 @bp.get("/movies")
-@conditional
 def list_movies() -> Response:
     """List movies: filters, sort, keyset pagination. :raise 400: on any bad parameter."""
+    version = current_version()  # read before the page: never newer than the page's data
     conn = get_connection()
     settings = _settings()
     parsed = parse_list_args(
@@ -77,6 +74,7 @@ def list_movies() -> Response:
         )
     next_url = _next_url(next_cursor) if next_cursor else None
     body: dict[str, Any] = {
+        "version": version.load_id,
         "items": [movie_json(row) for row in rows],
         "next_cursor": next_cursor,
         "links": {"self": _self_url(), "next": next_url},
@@ -96,7 +94,6 @@ def list_movies() -> Response:
 
 
 @bp.get("/movies/export")
-@conditional
 def export_movies() -> Response:
     """Every movie matching GET /movies' filters, in its order, streamed as NDJSON or CSV.
 
@@ -110,7 +107,6 @@ def export_movies() -> Response:
 
 
 @bp.get("/movies/<movie_id>")
-@conditional
 def get_movie(movie_id: str) -> Response:
     """One movie. :raise 404: if no movie has this id (whatever its shape)."""
     row = repository.get_movie(get_connection(), movie_id) if MOVIE_ID.fullmatch(movie_id) else None
@@ -142,22 +138,17 @@ def create_movie() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/genres")
-@conditional
 def list_genres() -> Response:
-    """Every genre with its number of movies (refreshed at most every 30 seconds)."""
-    expires, cached = current_app.extensions.get("movies.genre_counts", (0.0, None))
-    if cached is None or time.monotonic() >= expires:
+    """Every genre with its number of movies (counted once per data version)."""
+
+    def count() -> list[dict[str, Any]]:
         counts = repository.genre_counts(get_connection())
-        cached = [{"name": name, "movies": movies} for name, movies in counts]
-        current_app.extensions["movies.genre_counts"] = (
-            time.monotonic() + GENRE_COUNTS_TTL_S,
-            cached,
-        )
-    return jsonify({"items": cached})
+        return [{"name": name, "movies": movies} for name, movies in counts]
+
+    return jsonify({"items": genre_counts_cache().get(current_version(), count)})
 
 
 @bp.get("/dataset")
-@conditional
 def get_dataset() -> Response:
     """The latest completed load. :raise 404: if nothing was ever loaded."""
     row = repository.latest_load(get_connection())
