@@ -264,3 +264,99 @@ def test_one_response_may_not_take_more_than_a_sixteenth_of_the_budget() -> None
     cache.put(version(b"v1"), "00", BODY, [])
     assert cache.get(version(b"v1"), "big") is None
     assert cache.get(version(b"v1"), "00") is not None
+
+
+# --- every answer reflects the version its ETag names ------------------------------------------
+
+
+def genre_count(response, name: str) -> int:
+    return next(item["movies"] for item in response.json["items"] if item["name"] == name)
+
+
+def test_genres_show_a_new_movie_under_the_new_etag(write_client: FlaskClient) -> None:
+    before = write_client.get("/genres")
+    body = {"title": "The Long Night", "genres": ["Film-Noir"]}
+    assert write_client.post("/movies", json=body, headers=AUTH).status_code == 201
+    after = write_client.get("/genres")
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert genre_count(after, "Film-Noir") == genre_count(before, "Film-Noir") + 1
+    # Neither kept nor revalidated with the old count.
+    assert genre_count(write_client.get("/genres"), "Film-Noir") == genre_count(after, "Film-Noir")
+    revalidated = write_client.get("/genres", headers={"If-None-Match": before.headers["ETag"]})
+    assert revalidated.status_code == 200
+    assert genre_count(revalidated, "Film-Noir") == genre_count(after, "Film-Noir")
+
+
+def test_facets_show_a_new_movie_under_the_new_etag(write_client: FlaskClient) -> None:
+    path = "/movies?facets=genre"
+    before = write_client.get(path)
+    body = {"title": "The Long Night", "genres": ["Film-Noir"]}
+    assert write_client.post("/movies", json=body, headers=AUTH).status_code == 201
+    after = write_client.get(path, headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and after.headers["ETag"] != before.headers["ETag"]
+    assert {"name": "Film-Noir", "count": 1} in after.json["facets"]["genre"]
+    assert write_client.get(path).json == after.json
+
+
+# --- a conditional answer only ever replaces a 200 ---------------------------------------------
+
+FUTURE = "Fri, 01 Jan 2100 00:00:00 GMT"
+CONDITIONS = [{"If-Modified-Since": FUTURE}, {"If-None-Match": "*"}]
+
+
+@pytest.mark.parametrize("conditions", CONDITIONS)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_missing_movie_is_404_whatever_the_conditions(
+    client: FlaskClient, conditions: dict[str, str], method: str
+) -> None:
+    response = client.open("/movies/tt9999999", method=method, headers=conditions)
+    assert response.status_code == 404
+    assert "ETag" not in response.headers
+
+
+@pytest.mark.parametrize("conditions", CONDITIONS)
+@pytest.mark.parametrize("path", ["/movies?limit=0", "/movies?sort=nope", "/movies?cursor=x"])
+def test_an_invalid_query_is_400_whatever_the_conditions(
+    client: FlaskClient, conditions: dict[str, str], path: str
+) -> None:
+    assert client.get(path, headers=conditions).status_code == 400
+
+
+@pytest.mark.parametrize("conditions", CONDITIONS)
+def test_conditions_turn_a_200_into_a_304_kept_or_not(
+    client: FlaskClient, conditions: dict[str, str]
+) -> None:
+    path = first_movie_path(client)
+    assert client.get(path, headers=conditions).status_code == 304  # answered by Flask
+    assert client.get(path).status_code == 200
+    assert client.get(path, headers=conditions).status_code == 304  # kept
+
+
+# --- the dataset version of every page ---------------------------------------------------------
+
+
+def test_every_page_names_its_dataset_and_a_load_changes_it(
+    write_app: Flask, write_client: FlaskClient
+) -> None:
+    def load(movie_id: str) -> None:
+        with write_app.app_context(), db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO movie_imdb (id, source, title, genres) "
+                f"VALUES ('{movie_id}', 'imdb', 'NA', '{{}}')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO dataset_load (source, rows_read, movies, rated_movies, genre_links, "
+                "skipped_rows, seconds) VALUES ('reload', 1, 1, 0, 0, 0, 0.1)"
+            )
+        write_app.extensions["movies.caching"].versions.expire()
+
+    assert write_client.get("/movies").json["version"] is None
+    load("tt0000001")
+    load("tt0000002")
+    first = write_client.get("/movies?limit=1")
+    second = write_client.get(first.json["links"]["next"])
+    assert first.json["version"] == second.json["version"] is not None
+    assert write_client.post("/movies", json={"title": "NA"}, headers=AUTH).status_code == 201
+    assert write_client.get(first.json["links"]["next"]).json["version"] == first.json["version"]
+    load("tt0000003")
+    assert write_client.get(first.json["links"]["next"]).json["version"] != first.json["version"]
