@@ -25,6 +25,10 @@ from movies.tables import (
     movie_user,
 )
 
+# Advisory lock id serialising user movie inserts (schema.SCHEMA_LOCK and the load lock are
+# 7_365_001 and 7_365_002).
+USER_INSERT_LOCK = 7_365_003
+
 
 def list_movies(
     conn: sa.Connection,
@@ -158,12 +162,22 @@ def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
     mean = conn.execute(
         sa.select(dataset_load.c.mean_rating).order_by(dataset_load.c.id.desc()).limit(1)
     ).scalar()
+    # One user movie insert at a time, each stamped when it holds the lock: creation times then
+    # follow commit order, so a newer movie never carries an older time than one already seen
+    # (If-Modified-Since would hide it). A load's swap locks order it against loads the same way.
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(USER_INSERT_LOCK)))
     score = weighted_rating(fields.get("rating"), fields.get("votes"), mean)
     returning = [movie_user.c[column.name] for column in q.MOVIE_COLUMNS]
     search_title, search_original = fold_titles(fields["title"], fields.get("original_title"))
     statement = (
         sa.insert(movie_user)
-        .values(**fields, score=score, search_title=search_title, search_original=search_original)
+        .values(
+            **fields,
+            score=score,
+            search_title=search_title,
+            search_original=search_original,
+            created_at=sa.func.clock_timestamp(),
+        )
         .returning(*returning)
     )
     row = conn.execute(statement).one()
@@ -207,14 +221,15 @@ def has_dataset(conn: sa.Connection) -> bool:
 
 
 _DATA_VERSION_SQL = (
-    "SELECT l.id, l.loaded_at, u.movies, u.created_at "
+    "SELECT l.id, l.loaded_at, u.movies, u.created_at, statement_timestamp() "
     "FROM (SELECT count(*) AS movies, max(created_at) AS created_at FROM movie_user) AS u "
     "LEFT JOIN (SELECT id, loaded_at FROM dataset_load ORDER BY id DESC LIMIT 1) AS l ON true"
 )
 
 
 def data_version(conn: sa.Connection) -> tuple[Any, ...]:
-    """(latest load id, its loaded_at, number of user movies, latest user movie's created_at).
+    """(latest load id, its loaded_at, number of user movies, latest user movie's created_at,
+    the database's time of this read).
 
     Every data response depends on these only: loads and user movie inserts are the only writes.
     """

@@ -9,13 +9,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
+import psycopg2
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from movies import repository
-from movies.api.caching import VERSION_TTL_S, DataVersion, ResponseCache, entry_cost
+from movies.api.caching import SETTLE_S, VERSION_TTL_S, DataVersion, ResponseCache, entry_cost
 from movies.api.connection import db
+from movies.loader import write
 
 DATA_PATHS = [
     "/movies",
@@ -47,7 +49,7 @@ def test_data_gets_carry_validators_and_cache_control(client: FlaskClient, path:
 
 def test_last_modified_is_the_latest_change_to_the_data(app: Flask, client: FlaskClient) -> None:
     with app.app_context(), db.engine.connect() as conn:
-        _, loaded_at, _, created_at = repository.data_version(conn)
+        _, loaded_at, _, created_at, _ = repository.data_version(conn)
     latest = max(loaded_at, created_at).replace(microsecond=0)
     last_modified = parsedate_to_datetime(client.get("/movies").headers["Last-Modified"])
     assert last_modified == latest
@@ -144,7 +146,7 @@ def test_a_load_changes_the_etags_within_the_version_ttl(
             "INSERT INTO dataset_load (source, rows_read, movies, rated_movies, genre_links, "
             "skipped_rows, seconds) VALUES ('reload', 1, 1, 0, 0, 0, 0.1)"
         )
-    time.sleep(VERSION_TTL_S + 0.1)
+    time.sleep(max(VERSION_TTL_S, SETTLE_S) + 0.1)  # read again, and Last-Modified settled
     second = write_client.get("/movies", headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200
     assert second.headers["ETag"] != first.headers["ETag"]
@@ -360,3 +362,53 @@ def test_every_page_names_its_dataset_and_a_load_changes_it(
     assert write_client.get(first.json["links"]["next"]).json["version"] == first.json["version"]
     load("tt0000003")
     assert write_client.get(first.json["links"]["next"]).json["version"] != first.json["version"]
+
+
+# --- Last-Modified: when a change became visible -----------------------------------------------
+
+
+def last_modified_after_settling(app: Flask, client: FlaskClient) -> str:
+    time.sleep(SETTLE_S + 0.1)
+    app.extensions["movies.caching"].versions.expire()
+    return client.get("/movies").headers["Last-Modified"]
+
+
+def test_a_load_is_dated_by_its_commit_so_if_modified_since_never_hides_it(
+    write_app: Flask, write_client: FlaskClient
+) -> None:
+    with write_app.app_context():
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    load = psycopg2.connect(url)  # a transaction of its own, like the loader's
+    try:
+        cursor = load.cursor()
+        cursor.execute("SELECT now()")  # the load's transaction starts
+        created = write_client.post("/movies", json={"title": "NA"}, headers=AUTH)
+        assert created.status_code == 201
+        seen = last_modified_after_settling(write_app, write_client)
+        write.record_load(
+            cursor, source="reload", basics_last_modified=None, ratings_last_modified=None,
+            rows_read=0, movies=0, rated_movies=0, genre_links=0, skipped_rows=0, seconds=1.0,
+        )  # fmt: skip
+        load.commit()
+    finally:
+        load.close()
+    write_app.extensions["movies.caching"].versions.expire()
+    response = write_client.get("/movies", headers={"If-Modified-Since": seen})
+    assert response.status_code == 200
+    assert parsedate_to_datetime(
+        last_modified_after_settling(write_app, write_client)
+    ) > parsedate_to_datetime(seen)
+
+
+def test_last_modified_is_sent_once_its_second_is_over(
+    write_app: Flask, write_client: FlaskClient
+) -> None:
+    """A second change within the same whole second would look unmodified to a client holding
+    the first one's Last-Modified: none is given until that second cannot change any more."""
+    assert write_client.post("/movies", json={"title": "NA"}, headers=AUTH).status_code == 201
+    fresh = write_client.get("/movies")
+    assert "Last-Modified" not in fresh.headers and fresh.headers["ETag"]
+    since = last_modified_after_settling(write_app, write_client)
+    assert write_client.post("/movies", json={"title": "NA"}, headers=AUTH).status_code == 201
+    later = write_client.get("/movies", headers={"If-Modified-Since": since})
+    assert later.status_code == 200 and len(later.json["items"]) == 2

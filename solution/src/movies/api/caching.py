@@ -18,7 +18,10 @@ finishes Flask's answer:
   says its copy is current. Errors (400, 404...) stay what they are: a conditional header never
   hides them.
 
-`If-None-Match` wins over `If-Modified-Since` (RFC 9110 §13.2.2). The layer sits before Flask
+`Last-Modified` is when the latest change became visible (a load stamps its commit, not its
+start), and is sent only once no change can come within the same whole second (SETTLE_S), so
+`If-Modified-Since` never hides a newer dataset or user movie. `If-None-Match` wins over
+`If-Modified-Since` (RFC 9110 §13.2.2). The layer sits before Flask
 because Flask's request handling costs more than a kept answer: answered by Flask, a kept
 /movies page ran at about half the requests/s of the bare-Flask ceiling; answered here, at or
 above it (README, "Caching"). The rate limit and the door headers are WSGI layers around it, so
@@ -53,7 +56,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -66,6 +69,8 @@ from movies.api.connection import db
 from movies.config import Settings
 
 VERSION_TTL_S = 1.0
+# Last-Modified is sent once the read is this many seconds past the start of its second.
+SETTLE_S = 2.0
 # The paths of the data GETs (every GET route but /healthz, /readyz and the docs).
 DATA_PREFIXES = ("/movies", "/genres", "/dataset")
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -88,12 +93,25 @@ class DataVersion:
 
 def read_version(conn: sa.Connection) -> DataVersion:
     """The current data version, read on `conn`."""
-    load_id, loaded_at, user_movies, user_created_at = repository.data_version(conn)
+    load_id, loaded_at, user_movies, user_created_at, read_at = repository.data_version(conn)
     tag = f"{load_id}|{loaded_at}|{user_movies}|{user_created_at}".encode()
     changes = [t for t in (loaded_at, user_created_at) if t is not None]
     last_modified = max(changes) if changes else None
-    header = http_date(last_modified) if last_modified else None
+    header = None
+    if last_modified is not None and _second_is_over(last_modified, read_at):
+        header = http_date(last_modified)
     return DataVersion(tag, last_modified, header, load_id)
+
+
+def _second_is_over(last_modified: datetime, read_at: datetime) -> bool:
+    """Whether no change can still come with the same whole-second Last-Modified.
+
+    A client's If-Modified-Since has whole seconds: a change later in the second of the last
+    one would look unmodified. Changes are stamped in commit order (a load just before its
+    commit, under the swap's locks; user movies one at a time), so once the read is a second
+    past the end of that second (SETTLE_S in all), every change of that second is in it.
+    """
+    return read_at - last_modified.replace(microsecond=0) >= timedelta(seconds=SETTLE_S)
 
 
 class VersionCache:

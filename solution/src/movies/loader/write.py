@@ -347,11 +347,17 @@ def record_load(
     seconds: float,
     mean_rating: float | None = None,
 ) -> None:
-    """Insert the `dataset_load` row describing this load."""
+    """Insert the `dataset_load` row describing this load: the last statement before COMMIT.
+
+    `loaded_at` is when the new data become visible (the API's Last-Modified), so it is the
+    clock at this statement, not `now()` (the start of the load's transaction, minutes earlier):
+    the swap's locks are held here, so a user movie created meanwhile waits and is stamped later.
+    """
     cur.execute(
-        "INSERT INTO dataset_load (source, basics_last_modified, ratings_last_modified, "
-        "rows_read, movies, rated_movies, genre_links, skipped_rows, seconds, mean_rating) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO dataset_load (loaded_at, source, basics_last_modified, "
+        "ratings_last_modified, rows_read, movies, rated_movies, genre_links, skipped_rows, "
+        "seconds, mean_rating) "
+        "VALUES (clock_timestamp(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             source,
             basics_last_modified,
