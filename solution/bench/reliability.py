@@ -13,6 +13,8 @@ Scenarios (see solution/RELIABILITY.md):
   restart   stop PostgreSQL under traffic: fast 503s (kept responses for its first second);
             start it: recovery time
   sustain   64 connections for 60 s: zero errors, worker memory flat
+  cache     a POST seen by /genres on every worker; no 304 over a 404; Vary: Origin; one
+            worker's RSS over 30,000 distinct small URLs within its response cache budget
   export    two exports read at 500 KiB/s while the default list is measured with wrk and a
             load runs: downloads complete, load committed, list p99 <= 20 ms (runs last: it
             leaves its larger data set loaded)
@@ -42,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reliability_corrupt as corrupt  # noqa: E402
 import reliability_export as export  # noqa: E402
 import reliability_hostile as hostile  # noqa: E402
+import reliability_memory as memory  # noqa: E402
 from harness import server_env  # noqa: E402
 from reliability_stack import (  # noqa: E402
     Api,
@@ -62,7 +65,7 @@ from reliability_traffic import PROBLEM_JSON, RequestMix, Traffic, window  # noq
 from movies.api.caching import VERSION_TTL_S  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("refresh", "kill", "corrupt", "hostile", "restart", "sustain", "export")
+SCENARIOS = ("refresh", "kill", "corrupt", "hostile", "restart", "sustain", "cache", "export")
 TOKEN = "reliability-token"
 DB_NAME = "reliability"
 USER_MOVIES = (
@@ -807,7 +810,62 @@ def scenario_sustain(ctx: Context) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 7. Slow exports during a load
+# 7. The caches: answers that follow the data, and memory within the budget
+
+
+def genre_count(base_url: str, name: str) -> int:
+    """The /genres count of `name`, on a new connection (so any worker may answer)."""
+    response = requests.get(base_url + "/genres", headers={"Connection": "close"}, timeout=10)
+    return next(item["movies"] for item in response.json()["items"] if item["name"] == name)
+
+
+def scenario_cache(ctx: Context) -> None:
+    session = requests.Session()
+    base = ctx.api.base_url
+    # Enough requests that every worker keeps the old count before the POST.
+    before = {genre_count(base, "Film-Noir") for _ in range(40)}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"title": "Cache check", "genres": ["Film-Noir"]}
+    created = session.post(base + "/movies", json=body, headers=auth, timeout=10)
+    expected = max(before) + 1
+    waited = wait_for(lambda: genre_count(base, "Film-Noir") == expected, timeout=10)
+    time.sleep(VERSION_TTL_S)  # every worker's version read again by now
+    counts = {genre_count(base, "Film-Noir") for _ in range(40)}
+    first_seen = ms((waited or math.nan) * 1000)
+    ctx.row(
+        "cache",
+        "/genres after a POST (Film-Noir, 40 requests over the workers)",
+        f"{sorted(before)} -> {sorted(counts)} (first seen after {first_seen})",
+        f"[{expected}] within {VERSION_TTL_S:.0f} s",
+        created.status_code == 201 and counts == {expected},
+    )
+    future = "Fri, 01 Jan 2100 00:00:00 GMT"
+    statuses = sorted(
+        session.get(base + path, headers=headers, timeout=10).status_code
+        for path in ("/movies/tt9999999", "/movies?limit=0")
+        for headers in ({"If-Modified-Since": future}, {"If-None-Match": "*"})
+    )
+    ctx.row(
+        "cache", "conditional GETs of a 404 and a 400", statuses, "[400, 400, 404, 404]",
+        statuses == [400, 400, 404, 404],
+    )  # fmt: skip
+    vary = session.get(base + "/movies?limit=1", timeout=10).headers.get("Vary", "")
+    ctx.row("cache", "Vary of a data GET (CORS *)", vary, "Origin", "Origin" in vary)
+    ids = memory.movie_ids(ctx.engine, memory.URLS + memory.WARM_UP)
+    log(f"cache: {len(ids):,} one-movie pages on one worker, cache {memory.CACHE_MB} MiB")
+    growth = memory.measure_cache_growth(ctx.env, ctx.data_dir / "logs" / "cache-memory.log", ids)
+    ctx.row(
+        "cache",
+        f"worker RSS growth, {growth.urls:,} distinct one-movie pages, cache {growth.cache_mb} MiB",
+        f"{growth.rss_before / 2**20:.0f} -> {growth.rss_after / 2**20:.0f} MiB "
+        f"({growth.growth_mib:+.1f} MiB)",
+        f"<= {growth.limit_mib:.0f} MiB",
+        growth.within_budget,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# 8. Slow exports during a load
 
 
 EXPORT_FORMATS = ("csv", "ndjson")

@@ -21,11 +21,14 @@ finishes Flask's answer:
 `Last-Modified` is when the latest change became visible (a load stamps its commit, not its
 start), and is sent only once no change can come within the same whole second (SETTLE_S), so
 `If-Modified-Since` never hides a newer dataset or user movie. `If-None-Match` wins over
-`If-Modified-Since` (RFC 9110 §13.2.2). The layer sits before Flask
-because Flask's request handling costs more than a kept answer: answered by Flask, a kept
-/movies page ran at about half the requests/s of the bare-Flask ceiling; answered here, at or
-above it (README, "Caching"). The rate limit and the door headers are WSGI layers around it, so
-its answers are counted, logged and given CORS headers like every other.
+`If-Modified-Since` (RFC 9110 §13.2.2).
+
+The layer sits before Flask because Flask's request handling costs more than a kept answer:
+answered by Flask, a kept /movies page ran at about half the requests/s of the bare-Flask
+ceiling; answered here, at or above it. The rate limit and the door headers are WSGI layers
+around it, so its answers are counted, logged and given CORS headers like every other. The
+response cache's budget counts what an entry holds in memory (`entry_cost`: key, body, header
+strings and the objects around them), not only the body.
 
 Each worker reads the version at most once per VERSION_TTL_S (one tiny query) and a write in
 that worker forgets it: another worker's POST or a load shows in the ETags within

@@ -1,8 +1,8 @@
 """The doors of the API: rate limits per client, the CORS policy, and security headers.
 
-`init_app(app, settings)` (one of create_app's EXTENSIONS) installs the following,
-`add_door_headers` the headers (a WSGI layer, so that answers given before Flask get them too),
-and `trust_proxies` the client address fix:
+`init_app(app, settings)` (one of create_app's EXTENSIONS) installs the preflights and the body
+cap, `add_door_headers` the rate limits and the headers (WSGI layers, so that answers given
+before Flask are counted and get the headers too), and `trust_proxies` the client address fix:
 
 - **Rate limits**, counted per client address by `limits` (Flask-Limiter's engine):
   `settings.rate_limit_reads` for every GET and HEAD except /healthz and /readyz (unknown
