@@ -70,6 +70,7 @@ from werkzeug.http import http_date, parse_date, parse_etags
 from movies import repository
 from movies.api.connection import db
 from movies.config import Settings
+from movies.errors import database_problem, problem_response
 
 VERSION_TTL_S = 1.0
 # Last-Modified is sent once the read is this many seconds past the start of its second.
@@ -322,8 +323,12 @@ class CachedResponses:
             return self.flask_app(environ, start_response)
         try:
             version = self.state.version()
+        except sa.exc.OperationalError as exc:
+            # The database is down: the 503 now, not after a second wait in the view.
+            problem = database_problem(exc)
+            return problem_response(problem.status, problem.detail)(environ, start_response)
         except sa.exc.DBAPIError:
-            # Flask answers without validators (its views meet the same database: 503).
+            # Not the database's absence (an empty one, say): Flask sets it up and answers.
             return self.flask_app(environ, start_response)
         etag = etag_of(version, environ)
         quoted = f'W/"{etag}"'
