@@ -69,6 +69,7 @@ from werkzeug.http import http_date, parse_date, parse_etags
 
 from movies import repository
 from movies.api.connection import db
+from movies.api.routing import REPLICA_BIND, WRITE_LSN_COOKIE
 from movies.config import Settings
 from movies.errors import database_problem, problem_response
 
@@ -238,15 +239,28 @@ class Caching:
     cache_control: str
     responses: ResponseCache | None
     genre_counts: PerVersion[list[dict[str, Any]]]
-    engine: sa.Engine
+    primary: sa.Engine
+    replica: sa.Engine | None  # the read replica's (api/routing.py), if there is one
 
     def version(self) -> DataVersion:
         """The current data version (read at most once per VERSION_TTL_S)."""
         return self.versions.get(self._read_version)
 
     def _read_version(self) -> DataVersion:
-        with self.engine.connect() as conn:
+        # Where the reads go: a version read on the primary could be newer than the replica's
+        # data, and a stale body would be kept under the new ETag.
+        with self._read_connection() as conn:
             return read_version(conn)
+
+    def _read_connection(self) -> sa.Connection:
+        """The replica's connection, or the primary's when there is none or it is unreachable
+        (as for every read, api/routing.py)."""
+        if self.replica is not None:
+            try:
+                return self.replica.connect()
+            except sa.exc.OperationalError:
+                pass
+        return self.primary.connect()
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -255,9 +269,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     if settings.response_cache_mb:
         responses = ResponseCache(settings.response_cache_mb * 1024 * 1024)
     with app.app_context():
-        engine = db.engine
+        primary, replica = db.engine, db.engines.get(REPLICA_BIND)
     cache_control = f"public, max-age={settings.cache_max_age_s}"
-    state = Caching(VersionCache(), cache_control, responses, PerVersion(), engine)
+    state = Caching(VersionCache(), cache_control, responses, PerVersion(), primary, replica)
     app.extensions["movies.caching"] = state
 
     @app.after_request
@@ -320,6 +334,10 @@ class CachedResponses:
     ) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         if method not in READ_METHODS or not environ.get("PATH_INFO", "").startswith(DATA_PREFIXES):
+            return self.flask_app(environ, start_response)
+        if WRITE_LSN_COOKIE in environ.get("HTTP_COOKIE", ""):
+            # A client that has just written reads it back through Flask (from the primary if
+            # the replica lags, api/routing.py), never from a kept answer of the replica's data.
             return self.flask_app(environ, start_response)
         try:
             version = self.state.version()
