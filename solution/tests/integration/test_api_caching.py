@@ -15,8 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from movies import repository
-from movies.api.caching import SETTLE_S, VERSION_TTL_S, DataVersion, ResponseCache, entry_cost
+from movies.api.caching import SETTLE_S, VERSION_TTL_S, DataVersion
 from movies.api.connection import db
+from movies.api.response_cache import ResponseCache, entry_cost
 from movies.loader import write
 
 DATA_PATHS = [

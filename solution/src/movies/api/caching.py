@@ -27,8 +27,7 @@ The layer sits before Flask because Flask's request handling costs more than a k
 answered by Flask, a kept /movies page ran at about half the requests/s of the bare-Flask
 ceiling; answered here, at or above it. The rate limit and the door headers are WSGI layers
 around it, so its answers are counted, logged and given CORS headers like every other. The
-response cache's budget counts what an entry holds in memory (`entry_cost`: key, body, header
-strings and the objects around them), not only the body.
+response cache (`response_cache`) counts what an entry holds in memory, not only its body.
 
 Each worker reads the version at most once per VERSION_TTL_S (one tiny query) and a write in
 that worker forgets it: another worker's POST or a load shows in the ETags within
@@ -40,7 +39,7 @@ The process-level caches of a worker, and what invalidates each:
 | cache | where | invalidated by |
 |---|---|---|
 | data version | `VersionCache` here | age VERSION_TTL_S; a write of this worker |
-| kept responses | `ResponseCache` here | a new data version (all at once); LRU within its budget |
+| kept responses | `response_cache.ResponseCache` | a new data version (all at once); LRU |
 | genre counts of /genres | `PerVersion` here | a new data version |
 | unfiltered IMDb facet counts | `repository.ImdbFacetCache` | a new load id (read per request) |
 | genre names | `repository.GenreVocabulary` | an unknown name, at most every 10 s |
@@ -53,10 +52,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,6 +66,7 @@ from werkzeug.http import http_date, parse_date, parse_etags
 
 from movies import repository
 from movies.api.connection import db
+from movies.api.response_cache import Headers, KeptResponse, ResponseCache
 from movies.api.routing import REPLICA_BIND, WRITE_LSN_COOKIE
 from movies.config import Settings
 from movies.errors import database_problem, problem_response
@@ -82,7 +80,6 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-Headers = list[tuple[str, str]]
 T = TypeVar("T")
 
 
@@ -157,78 +154,6 @@ class PerVersion(Generic[T]):
         value = compute()
         self._kept = (version.tag, value)
         return value
-
-
-@dataclass(frozen=True)
-class KeptResponse:
-    body: bytes
-    headers: Headers  # Flask's own (Content-Type, Content-Length, Link...)
-    cost: int  # bytes this entry holds in the worker, objects included
-
-
-# What an entry costs beyond its objects' own sizes: its slot and links in the OrderedDict.
-ENTRY_OVERHEAD_BYTES = 112
-
-
-def entry_cost(etag: str, body: bytes, headers: Headers) -> int:
-    """The memory an entry holds: key, body, header strings, tuples, list, record and slot."""
-    strings = sum(sys.getsizeof(name) + sys.getsizeof(value) for name, value in headers)
-    tuples = len(headers) * sys.getsizeof(("", ""))
-    record = sys.getsizeof(KeptResponse(b"", [], 0))
-    return (
-        sys.getsizeof(etag)
-        + sys.getsizeof(body)
-        + strings
-        + tuples
-        + sys.getsizeof(headers)
-        + record
-        + ENTRY_OVERHEAD_BYTES
-    )
-
-
-class ResponseCache:
-    """Finished 200 responses by ETag, within `max_bytes` of memory, for one data version."""
-
-    # No single response may take more than this share of the budget.
-    MAX_ENTRY_SHARE = 16
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, KeptResponse] = OrderedDict()
-        self._bytes = 0
-        self._version: bytes | None = None
-        self._lock = threading.Lock()
-
-    def get(self, version: DataVersion, etag: str) -> KeptResponse | None:
-        """The response kept for `etag`, if it was made from `version`."""
-        if version.tag != self._version:
-            return None
-        with self._lock:
-            entry = self._entries.get(etag)
-            if entry is not None:
-                self._entries.move_to_end(etag)
-        return entry
-
-    def get_stats(self) -> tuple[int, int]:
-        """(entries, bytes they cost)."""
-        return len(self._entries), self._bytes
-
-    def put(self, version: DataVersion, etag: str, body: bytes, headers: Headers) -> None:
-        """Keep a response (an older version's entries are dropped first)."""
-        cost = entry_cost(etag, body, headers)
-        if cost * self.MAX_ENTRY_SHARE > self.max_bytes:
-            return
-        entry = KeptResponse(body, headers, cost)
-        with self._lock:
-            if version.tag != self._version:
-                self._entries.clear()
-                self._bytes, self._version = 0, version.tag
-            old = self._entries.pop(etag, None)
-            self._bytes += cost - (old.cost if old else 0)
-            self._entries[etag] = entry
-            while self._bytes > self.max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.cost
 
 
 @dataclass(frozen=True)
