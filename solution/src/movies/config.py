@@ -113,11 +113,10 @@ class Settings:
     # GET /movies/export reads every matching row: its statements get this limit, not the
     # per-statement one (0: none).
     export_statement_timeout_ms: int = 120_000
-    # gunicorn: gthread workers. A request spends about half its time waiting on PostgreSQL (same
-    # host), so two workers per core keep the cores busy; the threads are there for the requests
-    # that wait on their client (a slow export download), not for CPU (see gunicorn_conf).
+    # gunicorn: sync workers (threads > 1: gthread). A request spends about half its time waiting
+    # on PostgreSQL (same host), so two workers per core keep the cores busy (see gunicorn_conf).
     gunicorn_workers: int = field(default_factory=lambda: 2 * (os.cpu_count() or 1))
-    gunicorn_threads: int = 4
+    gunicorn_threads: int = 1
     gunicorn_timeout_s: int = 30
     gunicorn_graceful_timeout_s: int = 30
     gunicorn_limit_request_line: int = 8190
@@ -158,7 +157,7 @@ class Settings:
                 env, "MOVIES_EXPORT_STATEMENT_TIMEOUT_MS", 120_000, minimum=0
             ),
             gunicorn_workers=_int(env, "GUNICORN_WORKERS", 2 * (os.cpu_count() or 1), minimum=1),
-            gunicorn_threads=_int(env, "GUNICORN_THREADS", 4, minimum=1),
+            gunicorn_threads=_int(env, "GUNICORN_THREADS", 1, minimum=1),
             gunicorn_timeout_s=_int(env, "GUNICORN_TIMEOUT", 30, minimum=1),
             gunicorn_graceful_timeout_s=_int(env, "GUNICORN_GRACEFUL_TIMEOUT", 30, minimum=1),
             gunicorn_limit_request_line=_int(env, "GUNICORN_LIMIT_REQUEST_LINE", 8190, minimum=0),

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from movies import query as q
 from movies import repository
+from movies.api import export
 from movies.api.docs import load_spec_text
 from movies.api.export import CSV_FIELDS
 from movies.api.params import EXPORT_PARAMS
@@ -108,6 +109,22 @@ def test_export_in_small_batches_is_the_same(
     for fmt, data in whole.items():
         assert client.get(f"/movies/export?format={fmt}&sort=-year").data == data
     assert whole["csv"].count(b"id,title,original_title") == 1
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+def test_export_beats_the_worker_heartbeat_after_each_chunk_sent(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """A sync gunicorn worker streaming to a slow client must not look hung to its master."""
+    beats: list[int] = []
+    monkeypatch.setattr(repository, "EXPORT_BATCH_ROWS", 7)
+    monkeypatch.setattr(export, "_heartbeat", None)
+    export.set_heartbeat(lambda: beats.append(1))
+    response = client.get(f"/movies/export?format={fmt}", buffered=False)
+    chunks = [chunk for chunk in response.response if chunk]
+    response.close()
+    assert len(chunks) > 2
+    assert len(beats) == len(chunks)
 
 
 def test_empty_export_is_empty_ndjson_or_a_header(client: FlaskClient) -> None:

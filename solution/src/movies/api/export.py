@@ -107,9 +107,22 @@ def _cancelled_after(conn: sa.Connection, timeout_ms: int) -> Iterator[None]:
         timer.cancel()
 
 
+_heartbeat: Callable[[], None] | None = None
+
+
+def set_heartbeat(notify: Callable[[], None]) -> None:
+    """Call `notify` after each chunk sent: a sync gunicorn worker's heartbeat, which it would
+    otherwise give only between requests (gunicorn_conf.post_fork)."""
+    global _heartbeat
+    _heartbeat = notify
+
+
 def _logged(chunks: Iterator[bytes]) -> Iterator[bytes]:
     try:
-        yield from chunks
+        for chunk in chunks:
+            yield chunk
+            if _heartbeat is not None:
+                _heartbeat()
     except Exception:
         log.exception("export cut short")
         raise
