@@ -36,7 +36,7 @@ bench-load: $(STAMP)  ## scale 1.0 synthetic load: wall seconds and peak RSS
 bench-api: $(STAMP)  ## requests/s and p99 per query shape against the framework's ceiling
 	$(BIN)/python solution/bench/bench_api.py
 
-reliability: $(STAMP)  ## reload under traffic, killed loads, corrupt input, DB restart, sustained load
+reliability: $(STAMP)  ## reload under traffic, killed loads, corrupt input, DB restart, sustained load, caches, slow exports
 	$(BIN)/python solution/bench/reliability.py
 
 scale-up: $(STAMP)  ## primary + 2 streaming replicas, pgbouncers, 2 API replicas, nginx, redis (.data/scale)
