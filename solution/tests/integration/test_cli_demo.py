@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from harness import free_port
 
 from movies.cli import main
 from movies.db import create_engine
@@ -67,12 +67,6 @@ def test_demo_refusal_names_the_dataset(database_url: str, tmp_path: Path) -> No
     report = run_load(database_url, str(NASTY), downloads=tmp_path, force=True)
     with pytest.raises(DemoRefusedError, match=f"holds {report.movies:,} movies loaded from"):
         check_demo_may_load(database_url)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_movies(port: int, demo: subprocess.Popen, log: Path, seconds: float = 120) -> dict:
