@@ -142,26 +142,39 @@ def test_cpu_meter_counts_the_children_of_a_process() -> None:
 
 
 def test_comparison_verdict_names_each_missed_gate() -> None:
-    assert bench.comparison_verdict(1000, 905, 19.9, 0.95) == "yes"
-    assert bench.comparison_verdict(1000, 899, 19.9, 0.95) == "NO (lost > 10% req/s)"
-    assert bench.comparison_verdict(1000, 1200, 20.5, 0.89) == (
+    assert bench.comparison_verdict(-0.095, 19.9, 0.95) == "yes"
+    assert bench.comparison_verdict(-0.101, 19.9, 0.95) == "NO (lost > 10% req/s)"
+    assert bench.comparison_verdict(0.2, 20.5, 0.89) == (
         "NO (p99 > 20 ms, cached < 90% of ceiling)"
     )
 
 
+def test_paired_change_is_the_median_of_the_ratios_within_rounds() -> None:
+    # A busy second round halves both sides: the ratio of medians would say -25 %, the pairs 0 %.
+    new = [_wrk(800, 5.0), _wrk(400, 5.0), _wrk(790, 5.0)]
+    old = [_wrk(800, 5.0), _wrk(400, 5.0), _wrk(1_000, 5.0)]
+    assert bench.paired_change(new, old) == 0.0
+    with pytest.raises(ValueError):
+        bench.paired_change(new, old[:2])
+
+
 def test_render_comparison_sets_baseline_beside_new_with_the_change() -> None:
+    def run(rate: float, p99: float, database_us: float) -> object:
+        return bench.WrkResult(rate, p99, 1000, 0, 0, 300_000, None, database_us)
+
     shape = bench.Shape("rare genre", "/movies?genre=Film-Noir", 20)
     results = {
         bench.CEILING: [_wrk(10_000, 2.0), _wrk(10_000, 2.0)],
         bench.shape_key(bench.CACHED, shape.label): [_wrk(9_500, 2.0)],
-        bench.shape_key(bench.UNCACHED, shape.label): [_wrk(800, 12.0)],
-        bench.shape_key(bench.BASELINE, shape.label): [_wrk(1_000, 15.0)],
+        bench.shape_key(bench.UNCACHED, shape.label): [run(800, 12.0, 450)],
+        bench.shape_key(bench.BASELINE, shape.label): [run(1_000, 15.0, 300)],
     }
     skipped = bench.Shape("deep page", "", 0, skipped="fewer pages")
     table = bench.render_comparison([shape, skipped], results)
     assert len(table) == 3, "the skipped shape has no row"
     assert table[2] == (
-        "| rare genre | 1,000 | 15.0 | 800 | 12.0 | -20% | 95% | NO (lost > 10% req/s) |"
+        "| rare genre | 1,000 | 15.0 | 300 | 800 | 12.0 | 450 | -20% | 95% "
+        "| NO (lost > 10% req/s) |"
     )
 
 
