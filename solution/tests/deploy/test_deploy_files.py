@@ -243,6 +243,13 @@ def test_image_runs_as_non_root_with_a_healthcheck() -> None:
     assert "pip install" not in final_stage  # no build tools or test extras in the final stage
 
 
+def test_image_build_check_calls_what_the_package_has() -> None:
+    """The builder stage's import check, run here: a renamed function would fail the build."""
+    [check] = re.findall(r'/opt/venv/bin/python -c "([^"]+)"', DOCKERFILE.read_text())
+    result = run(sys.executable, "-c", check)
+    assert result.returncode == 0, result.stderr
+
+
 def dockerignore_excludes(path: PurePosixPath, rules: list[tuple[bool, str]]) -> bool:
     """Docker's rule: the last matching pattern wins; a match on a folder covers its files."""
     excluded = False
