@@ -207,6 +207,9 @@ def test_scale_profile_writes_through_the_primary_pooler_and_reads_through_the_r
     replica = " ".join(services["db-replica"]["command"])
     assert "pg_basebackup -h db -U movies_replicator" in replica
     assert " -R " in replica
+    # The replica bypasses the image's entrypoint, which tightens PGDATA (mode 1777 in the
+    # image); PostgreSQL refuses to start on it, so the command does it first.
+    assert replica.startswith('chmod 0700 "$$PGDATA";')
     # A scaled service cannot share one data volume, nor one fixed host port.
     assert "volumes" not in services["db-replica"]
     assert "-" in services["api"]["ports"][0]["published"]
