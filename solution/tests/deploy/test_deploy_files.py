@@ -217,6 +217,9 @@ def test_scale_profile_writes_through_the_primary_pooler_and_reads_through_the_r
 
 def test_scale_profile_nginx_uses_the_shared_proxy_policy(tmp_path: Path) -> None:
     nginx = scale_config(tmp_path)["services"]["nginx"]
+    # nginx resolves the API replicas when it starts: recreated ones restart it.
+    api = nginx["depends_on"]["api"]
+    assert (api["condition"], api["restart"]) == ("service_healthy", True)
     mounted = {Path(v["source"]).name: v["target"] for v in nginx["volumes"]}
     assert mounted == {
         "nginx.conf": "/etc/nginx/nginx.conf",
