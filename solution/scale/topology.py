@@ -19,10 +19,11 @@ is down. Writes go through the primary's pooler. The poolers run in transaction 
 pgbouncer 1.18 knows nothing of prepared statements (protocol-level support came with 1.21, and
 SQL-level PREPARE never works in transaction mode: the EXECUTE may reach another server
 connection), so the API runs with MOVIES_PREPARED_STATEMENTS=off. pgbouncer also refuses the
-`options` startup parameter the app sends its per-connection settings in, so it ignores it and
-the API role carries them instead (ALTER ROLE ... SET). The loader connects to the primary
-directly (its load is one long transaction with session settings, which a transaction pooler
-would not keep).
+`options` startup parameter the app sends its per-connection settings in, so it ignores it: the
+API sends its statement timeout with the first statement of each transaction instead
+(movies/db.py), and the API role carries the planner settings (ALTER ROLE ... SET). The
+poolers' configuration is pgbouncers.py's. The loader connects to the primary directly (its load
+is one long transaction with session settings, which a transaction pooler would not keep).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pg_servers
+import pgbouncers
 import sqlalchemy as sa
 
 from movies import schema
@@ -69,7 +71,9 @@ class Ports:
 
 PORTS = Ports()
 REPLICA_NAMES = tuple(f"replica{n}" for n in range(1, len(PORTS.replicas) + 1))
-# The API's own settings of engine_options(), which pgbouncer cannot pass on.
+# The API's planner settings of engine_options(), which pgbouncer cannot pass on. The
+# statement timeout here only backs up the API's own (MOVIES_STATEMENT_TIMEOUT_MS, sent with
+# each transaction's first statement, movies/db.py), which overrides it.
 API_ROLE_SETTINGS = {
     "statement_timeout": "5000",
     "max_parallel_workers_per_gather": "0",
@@ -165,38 +169,10 @@ def bouncers() -> list[tuple[str, int, int]]:
     ]
 
 
-def pgbouncer_ini(folder: Path, port: int, server_port: int) -> str:
-    return f"""[databases]
-movies = host=127.0.0.1 port={server_port} dbname=movies
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {folder}/userlist.txt
-pool_mode = transaction
-; Two API replicas x 2 workers x (pool + overflow) clients; few server connections serve them.
-max_client_conn = 200
-default_pool_size = 10
-; Clients that reach a pooler whose server is down are refused at login at once, so libpq tries
-; the next host of DATABASE_READ_URL.
-server_login_retry = 1
-; The app sends its settings in `options`; the role carries them here (see topology.py).
-ignore_startup_parameters = extra_float_digits,options
-logfile = {folder}/pgbouncer.log
-pidfile = {folder}/pgbouncer.pid
-"""
-
-
 def start_bouncer(name: str, port: int, server_port: int) -> None:
-    folder = pg_servers.prepare_folder(DATA / f"pgbouncer-{name}")
-    (folder / "pgbouncer.ini").write_text(pgbouncer_ini(folder, port, server_port))
-    (folder / "userlist.txt").write_text('"movies_api" ""\n"movies_loader" ""\n')
-    for path in folder.iterdir():
-        _give_to_service_user(path)
-    _run_as_service_user(["pgbouncer", "-d", str(folder / "pgbouncer.ini")])
-    _wait_for_port(port, f"pgbouncer {name}")
+    pgbouncers.start(
+        DATA / f"pgbouncer-{name}", port, server_port, "movies", ["movies_api", "movies_loader"]
+    )
 
 
 # --- redis ----------------------------------------------------------------------------------
@@ -424,17 +400,6 @@ def status(*, quiet: bool = False) -> dict[str, bool]:
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-def _give_to_service_user(path: Path) -> None:
-    if os.geteuid() == 0:
-        shutil.chown(path, pg_servers.SERVICE_USER, pg_servers.SERVICE_USER)
-
-
-def _run_as_service_user(command: list[str]) -> None:
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", pg_servers.SERVICE_USER, "--", *command]
-    subprocess.run(command, check=True)
 
 
 def stop_pid_file(pid_file: Path, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
