@@ -55,7 +55,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -67,7 +67,7 @@ from werkzeug.http import http_date, parse_date, parse_etags
 from movies import repository
 from movies.api.connection import db
 from movies.api.response_cache import Headers, KeptResponse, ResponseCache
-from movies.api.routing import REPLICA_BIND, WRITE_LSN_COOKIE
+from movies.api.routing import REPLICA_BIND, WRITE_LSN_COOKIE, read_again_on_primary
 from movies.config import Settings
 from movies.errors import database_problem, problem_response
 
@@ -173,19 +173,27 @@ class Caching:
 
     def _read_version(self) -> DataVersion:
         # Where the reads go: a version read on the primary could be newer than the replica's
-        # data, and a stale body would be kept under the new ETag.
-        with self._read_connection() as conn:
-            return read_version(conn)
-
-    def _read_connection(self) -> sa.Connection:
-        """The replica's connection, or the primary's when there is none or it is unreachable
-        (as for every read, api/routing.py)."""
+        # data, and a stale body would be kept under the new ETag. The primary's only when the
+        # replica cannot be reached or its connection is lost (as for every read,
+        # api/routing.py).
         if self.replica is not None:
+            conn = None
             try:
-                return self.replica.connect()
-            except sa.exc.OperationalError:
-                pass
-        return self.primary.connect()
+                conn = self.replica.connect()
+                return read_version(conn)
+            except sa.exc.DBAPIError as exc:
+                if not read_again_on_primary(conn, exc):
+                    raise
+            finally:
+                if conn is not None:
+                    conn.close()
+        with self.primary.connect() as conn:
+            version = read_version(conn)
+        if self.replica is None:
+            return version
+        # Some reads may still reach the replica meanwhile: a tag of its own keeps what they
+        # answer from passing, once kept, for the replica's data of the same version later.
+        return replace(version, tag=version.tag + b"|primary")
 
 
 def init_app(app: Flask, settings: Settings) -> None:

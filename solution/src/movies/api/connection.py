@@ -8,15 +8,21 @@ ROLLBACK). A write request switches its connection to a real transaction and com
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 import sqlalchemy as sa
 from flask import g
 from flask_sqlalchemy import SQLAlchemy
 
-from movies.api.routing import REPLICA_BIND, read_connection
+from movies.api.routing import REPLICA_BIND, read_again_on_primary, read_connection
 from movies.config import Settings
 from movies.db import engine_options, engine_url
 
 db = SQLAlchemy()
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 EXPORT_BIND = "export"
@@ -54,9 +60,36 @@ def get_connection(*, write: bool = False) -> sa.Connection:
             # A real transaction; the pool puts the connection back in autocommit afterwards.
             conn.execution_options(isolation_level="READ COMMITTED")
         else:
-            conn = read_connection(db.engine, db.engines.get(REPLICA_BIND))
+            replica = None if g.get("db_primary_only") else db.engines.get(REPLICA_BIND)
+            g.db_replica_read = replica is not None
+            conn = read_connection(db.engine, replica)
         g.db_connection = conn
     return conn
+
+
+def reads_replica_or_primary(view: Callable[P, R]) -> Callable[P, R]:
+    """Make `view` (a read: GET) run once more on the primary if its replica connection was lost.
+
+    A replica's pooler may accept the connection and fail its first statement (its server has
+    gone), where api/routing.read_connection cannot see it; the answer is then the primary's,
+    in the same request, never a 503 (api/routing.py). `view` runs again from the start: it has
+    changed nothing, and its answer is only returned once it is complete.
+    """
+
+    @functools.wraps(view)
+    def view_with_fallback(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return view(*args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            on_replica = g.pop("db_replica_read", False)
+            conn = g.pop("db_connection", None)
+            if not (on_replica and read_again_on_primary(conn, exc)):
+                g.db_connection = conn  # closed at teardown as usual
+                raise
+        g.db_primary_only = True
+        return view(*args, **kwargs)
+
+    return view_with_fallback
 
 
 def close_connection(_exc: BaseException | None = None) -> None:

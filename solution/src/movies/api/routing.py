@@ -15,7 +15,14 @@ just written, for at most the cookie's lifetime. Every other read pays nothing. 
 does not verify (tampered, expired, another key) is ignored: the read goes to the replica.
 
 A replica that cannot be reached (down, restarting, its pooler refusing logins) sends reads to
-the primary, connection by connection, until it answers again.
+the primary, connection by connection, until it answers again. A replica whose connection is
+lost after it was made (the server restarted under the pool, or a pooler that still accepts
+clients while its server is down: the read fails at its first statement, not at connect) costs
+the read one more try, on the primary, within the same request (`read_again_on_primary`, called
+by connection.reads_replica_or_primary for the views and by caching for the data version). A
+read changes nothing, so trying it again is safe; writes never are tried again. Only a lost
+connection counts: a statement that fails on its own (a statement timeout, bad SQL) fails as it
+would on the primary.
 
 Browsers and cookie-keeping clients (`curl -b/-c`, `requests.Session`) need nothing else; the
 cookie is also `HttpOnly` and `SameSite=Lax`. An HTTP cache in front must not answer a request
@@ -40,6 +47,8 @@ WRITE_LSN_COOKIE = "movies_write_lsn"
 # that a client that wrote once does not read from the primary for long.
 WRITE_LSN_MAX_AGE_S = 30
 _SERIALIZER_KEY = "movies.write_lsn"
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server is going or not there yet.
+_SERVER_GONE = frozenset({"57P01", "57P02", "57P03"})
 _REPLAYED = (
     # NULL on a server that is not in recovery: a primary has every commit of its own.
     "SELECT coalesce(pg_last_wal_replay_lsn() >= %(lsn)s::pg_lsn, NOT pg_is_in_recovery())"
@@ -66,10 +75,50 @@ def read_connection(primary: sa.Engine, replica: sa.Engine | None) -> sa.Connect
         log.warning("read replica unreachable, reading from the primary: %s", exc.orig)
         return primary.connect()
     lsn = _client_write_lsn()
-    if lsn is None or conn.exec_driver_sql(_REPLAYED, {"lsn": lsn}).scalar():
+    if lsn is None:
+        return conn
+    try:
+        replayed = conn.exec_driver_sql(_REPLAYED, {"lsn": lsn}).scalar()
+    except sa.exc.DBAPIError as exc:
+        _discard(conn, exc)
+        raise
+    if replayed:
         return conn
     conn.close()
     return primary.connect()
+
+
+def connection_lost(exc: sa.exc.DBAPIError) -> bool:
+    """Whether `exc` says that the connection or its server has gone, not that the statement
+    failed: SQLSTATE class 08, a server shutting down or refusing connections, or a driver error
+    without SQLSTATE (libpq's "server closed the connection unexpectedly", which is also how
+    pgbouncer's own refusals arrive). A statement timeout (57014) is not one: psycopg2 raises it
+    as an OperationalError too, but running the statement again would only take as long."""
+    code = getattr(exc.orig, "pgcode", None)
+    if code:
+        return code.startswith("08") or code in _SERVER_GONE
+    return exc.connection_invalidated or isinstance(
+        exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
+    )
+
+
+def read_again_on_primary(conn: sa.Connection | None, exc: sa.exc.DBAPIError) -> bool:
+    """Whether a read that failed with `exc` on a replica connection (`conn`, None if it failed
+    before one was handed out) is to run again on the primary: yes if the connection was lost.
+    Then `conn` is dropped from its pool and the fallback logged (one line, no traceback)."""
+    if not connection_lost(exc):
+        return False
+    if conn is not None:
+        _discard(conn, exc)
+    log.warning("read replica connection lost, reading from the primary: %s", exc.orig)
+    return True
+
+
+def _discard(conn: sa.Connection, exc: sa.exc.DBAPIError) -> None:
+    """Close `conn`; if it was lost, so that the pool opens a new one rather than reuse it."""
+    if connection_lost(exc) and not conn.invalidated:
+        conn.invalidate(exc)
+    conn.close()
 
 
 def remember_write(response: Response, conn: sa.Connection) -> None:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from movies import repository
 from movies.api.auth import require_token
 from movies.api.caching import current_version, genre_counts_cache
-from movies.api.connection import export_engine, get_connection
+from movies.api.connection import export_engine, get_connection, reads_replica_or_primary
 from movies.api.export import export_response
 from movies.api.params import (
     MOVIE_ID,
@@ -55,6 +55,7 @@ def _self_url() -> str:
 
 
 @bp.get("/movies")
+@reads_replica_or_primary
 def list_movies() -> Response:
     """List movies: filters, sort, keyset pagination. :raise 400: on any bad parameter."""
     version = current_version()  # read before the page: never newer than the page's data
@@ -94,6 +95,7 @@ def list_movies() -> Response:
 
 
 @bp.get("/movies/export")
+@reads_replica_or_primary
 def export_movies() -> Response:
     """Every movie matching GET /movies' filters, in its order, streamed as NDJSON or CSV.
 
@@ -107,6 +109,7 @@ def export_movies() -> Response:
 
 
 @bp.get("/movies/<movie_id>")
+@reads_replica_or_primary
 def get_movie(movie_id: str) -> Response:
     """One movie. :raise 404: if no movie has this id (whatever its shape)."""
     row = repository.get_movie(get_connection(), movie_id) if MOVIE_ID.fullmatch(movie_id) else None
@@ -138,6 +141,7 @@ def create_movie() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/genres")
+@reads_replica_or_primary
 def list_genres() -> Response:
     """Every genre with its number of movies (counted once per data version)."""
 
@@ -149,6 +153,7 @@ def list_genres() -> Response:
 
 
 @bp.get("/dataset")
+@reads_replica_or_primary
 def get_dataset() -> Response:
     """The latest completed load. :raise 404: if nothing was ever loaded."""
     row = repository.latest_load(get_connection())
@@ -167,9 +172,14 @@ def healthz() -> Response:
 def readyz() -> Response:
     """Ready to serve. :raise 503: if the database is unreachable or holds no dataset yet."""
     try:
-        loaded = repository.has_dataset(get_connection())
+        loaded = _has_dataset()
     except sqlalchemy.exc.DBAPIError as exc:
         raise UnavailableError(f"database unreachable: {type(exc.orig).__name__}") from None
     if not loaded:
         raise UnavailableError("no dataset has been loaded yet")
     return jsonify({"status": "ready"})
+
+
+@reads_replica_or_primary
+def _has_dataset() -> bool:
+    return repository.has_dataset(get_connection())
