@@ -3,7 +3,11 @@ options (the API's, through Flask-SQLAlchemy, and the CLI's and loader's). No qu
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import sqlalchemy as sa
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, cursor
 
 from movies.config import Settings
 from movies.embedded import start_embedded
@@ -55,6 +59,43 @@ def engine_options(settings: Settings) -> dict:
         "isolation_level": "AUTOCOMMIT",
         "pool_size": settings.gunicorn_threads,
         "max_overflow": settings.gunicorn_threads,
-        "connect_args": {"options": options, "connect_timeout": settings.db_connect_timeout_s},
+        "connect_args": {
+            "options": options,
+            "connect_timeout": settings.db_connect_timeout_s,
+            "cursor_factory": timed_cursor(settings.statement_timeout_ms),
+        },
         "execution_options": {PREPARED_OPTION: settings.prepared_statements},
     }
+
+
+@functools.cache
+def timed_cursor(statement_timeout_ms: int) -> type[cursor]:
+    """A psycopg2 cursor class that sends `SET LOCAL statement_timeout` with the first statement
+    of each transaction, in the same round trip (one query string).
+
+    The connection's `options` set the timeout for the session, but a pooler in transaction mode
+    (pgbouncer) cannot pass them on: behind it a session setting would reach one server
+    connection and leak to other clients. A `SET LOCAL` lasts until its transaction ends, and
+    in autocommit mode (every read) each statement is one, so each read carries the API's
+    timeout to whichever server connection runs it. PostgreSQL runs a string of several
+    statements as one implicit transaction, so the setting holds for the statement after it.
+    The cost is the parsing of a tiny statement: no round trip (a per-checkout ping would cost
+    one). Only the first statement of a transaction carries it, so a transaction that sets its
+    own timeout afterwards (a migration's `SET LOCAL statement_timeout = 0`) keeps it. Named
+    (server-side) cursors run as they are: a DECLARE cannot follow another statement.
+    """
+    prefix = f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
+
+    class TimedCursor(cursor):
+        def execute(self, query: Any, params: Any = None) -> None:
+            if (
+                self.name is None
+                and self.connection.get_transaction_status() == TRANSACTION_STATUS_IDLE
+            ):
+                if isinstance(query, bytes):
+                    query = prefix.encode() + query
+                elif isinstance(query, str):
+                    query = prefix + query
+            return super().execute(query, params)
+
+    return TimedCursor
