@@ -5,9 +5,10 @@
 set -euo pipefail
 
 # Chromium drives the Swagger UI tests (tests/browser); CHROMIUM_PATH may name another binary.
-# The proxy-policy tests run nginx (tests/integration/test_nginx_policy.py). The read-replica
-# tests need no package: they use Debian's PostgreSQL where it is installed, else pgserver's.
-PACKAGES=(chromium nginx)
+# The proxy-policy tests run nginx (tests/integration/test_nginx_policy.py), the pooler tests
+# pgbouncer (tests/integration/test_pooler.py). The replica tests need no PostgreSQL package:
+# they use Debian's PostgreSQL where it is installed, else pgserver's.
+PACKAGES=(chromium nginx pgbouncer)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
