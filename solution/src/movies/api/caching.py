@@ -182,7 +182,7 @@ class Caching:
                 conn = self.replica.connect()
                 return read_version(conn)
             except sa.exc.DBAPIError as exc:
-                if not read_again_on_primary(conn, exc):
+                if not read_again_on_primary(self.replica, conn, exc):
                     raise
             finally:
                 if conn is not None:

@@ -83,7 +83,8 @@ def reads_replica_or_primary(view: Callable[P, R]) -> Callable[P, R]:
         except sa.exc.DBAPIError as exc:
             on_replica = g.pop("db_replica_read", False)
             conn = g.pop("db_connection", None)
-            if not (on_replica and read_again_on_primary(conn, exc)):
+            replica = db.engines.get(REPLICA_BIND)
+            if not (on_replica and replica and read_again_on_primary(replica, conn, exc)):
                 g.db_connection = conn  # closed at teardown as usual
                 raise
         g.db_primary_only = True

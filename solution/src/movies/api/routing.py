@@ -22,7 +22,11 @@ the read one more try, on the primary, within the same request (`read_again_on_p
 by connection.reads_replica_or_primary for the views and by caching for the data version). A
 read changes nothing, so trying it again is safe; writes never are tried again. Only a lost
 connection counts: a statement that fails on its own (a statement timeout, bad SQL) fails as it
-would on the primary.
+would on the primary. The lost connection is invalidated (the pool opens a new one); no
+liveness check on checkout (pool_pre_ping) is needed, which would cost every read a round trip
+and would not even see this case (a ping through a pooler whose server has gone fails like the
+read, and the new connection reaches the same pooler). The fallback is logged in one line, and
+while a replica stays away at most once every FALLBACK_LOG_INTERVAL_S per worker.
 
 Browsers and cookie-keeping clients (`curl -b/-c`, `requests.Session`) need nothing else; the
 cookie is also `HttpOnly` and `SameSite=Lax`. An HTTP cache in front must not answer a request
@@ -32,6 +36,10 @@ that carries it (the scale profile's nginx bypasses its cache for it).
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
@@ -47,6 +55,7 @@ WRITE_LSN_COOKIE = "movies_write_lsn"
 # that a client that wrote once does not read from the primary for long.
 WRITE_LSN_MAX_AGE_S = 30
 _SERIALIZER_KEY = "movies.write_lsn"
+FALLBACK_LOG_INTERVAL_S = 10.0
 # admin_shutdown, crash_shutdown, cannot_connect_now: the server is going or not there yet.
 _SERVER_GONE = frozenset({"57P01", "57P02", "57P03"})
 _REPLAYED = (
@@ -72,7 +81,7 @@ def read_connection(primary: sa.Engine, replica: sa.Engine | None) -> sa.Connect
     except sa.exc.OperationalError as exc:
         # The primary has every row the replica would have served: reads carry on there (at
         # the cost of one failed connection attempt each) until the replica is back.
-        log.warning("read replica unreachable, reading from the primary: %s", exc.orig)
+        _log_fallback(replica, exc)
         return primary.connect()
     lsn = _client_write_lsn()
     if lsn is None:
@@ -102,16 +111,46 @@ def connection_lost(exc: sa.exc.DBAPIError) -> bool:
     )
 
 
-def read_again_on_primary(conn: sa.Connection | None, exc: sa.exc.DBAPIError) -> bool:
-    """Whether a read that failed with `exc` on a replica connection (`conn`, None if it failed
-    before one was handed out) is to run again on the primary: yes if the connection was lost.
-    Then `conn` is dropped from its pool and the fallback logged (one line, no traceback)."""
+def read_again_on_primary(
+    replica: sa.Engine, conn: sa.Connection | None, exc: sa.exc.DBAPIError
+) -> bool:
+    """Whether a read that failed with `exc` on a connection of `replica` (`conn`, None if it
+    failed before one was handed out) is to run again on the primary: yes if the connection was
+    lost. Then `conn` is dropped from its pool and the fallback logged (one line, no traceback).
+    """
     if not connection_lost(exc):
         return False
     if conn is not None:
         _discard(conn, exc)
-    log.warning("read replica connection lost, reading from the primary: %s", exc.orig)
+    _log_fallback(replica, exc)
     return True
+
+
+@dataclass
+class _FallbackLog:
+    logged_at: float = float("-inf")
+    unlogged: int = 0
+
+
+_fallback_logs: weakref.WeakKeyDictionary[sa.Engine, _FallbackLog] = weakref.WeakKeyDictionary()
+_fallback_lock = threading.Lock()
+
+
+def _log_fallback(replica: sa.Engine, exc: sa.exc.DBAPIError) -> None:
+    """Log a read's fallback from `replica` to the primary: the first at once, then at most one
+    line every FALLBACK_LOG_INTERVAL_S with the number since, for a replica that stays away
+    would otherwise add a line to every read."""
+    now = time.monotonic()
+    with _fallback_lock:
+        state = _fallback_logs.setdefault(replica, _FallbackLog())
+        if now - state.logged_at < FALLBACK_LOG_INTERVAL_S:
+            state.unlogged += 1
+            return
+        unlogged, state.unlogged, state.logged_at = state.unlogged, 0, now
+    since = f" ({unlogged} more reads did since the last such line)" if unlogged else ""
+    log.warning(
+        "read replica unreachable, reading from the primary: %s%s", str(exc.orig).strip(), since
+    )
 
 
 def _discard(conn: sa.Connection, exc: sa.exc.DBAPIError) -> None:
