@@ -12,11 +12,14 @@ Starts the topology if it is not up (and stops it again at the end in that case)
    load at the end;
 4. failures: under the same load, one PostgreSQL replica and one API replica are stopped, then
    started again: the failed share, the recovery time, and both rejoining;
-5. export: three NDJSON exports under the same load, through nginx (the API reads them straight
+5. replica behind pooler: under the same load, one PostgreSQL replica alone is stopped, its
+   pgbouncer left running (it accepts connections and fails their queries): the failed share,
+   the fallbacks to the primary logged, and the replica read from again once restarted;
+6. export: three NDJSON exports under the same load, through nginx (the API reads them straight
    from the replicas, past the poolers): complete, each line count equal to count=exact;
-6. read-your-writes: 1,000 times POST then an immediate GET of its Location through nginx, each
+7. read-your-writes: 1,000 times POST then an immediate GET of its Location through nginx, each
    try a new client: misses must be 0;
-7. rate limit: writes from one client address, spread by nginx over both API replicas, are
+8. rate limit: writes from one client address, spread by nginx over both API replicas, are
    limited once in total (redis), and with redis stopped requests are served and the failure
    logged (the limiter fails open).
 
@@ -97,7 +100,8 @@ class Load:
 
     paths: list[str]
     connections: int = LOAD_CONNECTIONS
-    outcomes: list[tuple[float, bool]] = field(default_factory=list)
+    # (monotonic time, HTTP status; 0 for a connection that failed)
+    outcomes: list[tuple[float, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _next_path: Iterator[str] = field(init=False)
@@ -129,24 +133,28 @@ class Load:
                 conn.request("GET", next(self._next_path))
                 response = conn.getresponse()
                 response.read()
-                ok = response.status == 200
+                status = response.status
             except (OSError, http.client.HTTPException):
-                ok = False
+                status = 0
                 conn.close()
                 conn = None
-            self.outcomes.append((time.monotonic(), ok))
+            self.outcomes.append((time.monotonic(), status))
             sent += 1
             if conn is not None and sent >= REQUESTS_PER_ADDRESS:
                 conn.close()
                 conn = None
 
-    def summary(self, since: float = 0.0) -> tuple[int, int]:
-        """(requests, failed) since the monotonic time `since`."""
-        chosen = [ok for t, ok in self.outcomes if t >= since]
-        return len(chosen), chosen.count(False)
+    def summary(self, since: float = 0.0, until: float = float("inf")) -> tuple[int, int]:
+        """(requests, failed) between the monotonic times `since` and `until`."""
+        chosen = [status for t, status in self.outcomes if since <= t < until]
+        return len(chosen), sum(status != 200 for status in chosen)
+
+    def failures(self, since: float = 0.0) -> Counter:
+        """The failed requests since `since` by status (0: the connection failed)."""
+        return Counter(status for t, status in self.outcomes if t >= since and status != 200)
 
     def last_failure(self) -> float | None:
-        failures = [t for t, ok in self.outcomes if not ok]
+        failures = [t for t, status in self.outcomes if status != 200]
         return failures[-1] if failures else None
 
 
@@ -311,6 +319,7 @@ def scenario_failures(paths: list[str]) -> list[str]:
         api_pid_file.unlink()
         time.sleep(10)
         during = load.summary(stopped)
+        kinds = dict(load.failures(stopped))
         last = load.last_failure()
         restarted = time.monotonic()
         pg_servers.start(replica)
@@ -329,9 +338,47 @@ def scenario_failures(paths: list[str]) -> list[str]:
     return [
         f"failures: replica2's PostgreSQL (immediate) and pgbouncer, and api1 (SIGKILL) stopped "
         f"under {LOAD_CONNECTIONS} connections: {during[1]} of {during[0]} requests failed "
-        f"({share:.2f} %) in the next 10 s; last failure {recovery} after the stop",
+        f"({share:.2f} %, by status {kinds}) in the next 10 s; last failure {recovery} after "
+        "the stop",
         f"failures: after restarting them, {after[1]} of {after[0]} failed in {REJOIN_S} s; "
         f"API replicas {dict(upstreams)}; replica2 ran {tx_replica} transactions",
+    ]
+
+
+def scenario_replica_behind_pooler(paths: list[str]) -> list[str]:
+    """Replica 2's PostgreSQL alone stops (`-m immediate`); its pgbouncer keeps running, so API
+    replica 2's connections still open and fail at their first statement: each such read runs
+    again on the primary (api/routing.py). Then it starts again and is read from once more."""
+    paths = paths[40000:]  # not the paths of the scenarios before: nginx has not cached them
+    replica = topology.replica_servers()[1]
+    logs = {n: DATA / f"api{n}" / "api.log" for n in (1, 2)}
+    before = {n: log_lines(path) for n, path in logs.items()}
+    with Load(paths) as load:
+        time.sleep(3)
+        stopped = time.monotonic()
+        pg_servers.stop(replica, "immediate")
+        time.sleep(10)
+        restarted = time.monotonic()
+        during = load.summary(stopped, restarted)
+        kinds = dict(load.failures(stopped))
+        pg_servers.start(replica)
+        before_tx = transactions()
+        time.sleep(10)
+        after = load.summary(time.monotonic() - 10)
+    tx_replica = transactions()[replica.data.name] - before_tx[replica.data.name]
+    fallbacks = sum(
+        "reading from the primary" in line
+        for n, path in logs.items()
+        for line in path.read_text(errors="replace").splitlines()[before[n] :]
+    )
+    share = 100 * during[1] / max(during[0], 1)
+    return [
+        f"replica behind pooler: replica2's PostgreSQL stopped (immediate), its pgbouncer "
+        f"running, under {LOAD_CONNECTIONS} connections: {during[1]} of {during[0]} requests "
+        f"failed ({share:.2f} %, by status {kinds}) in the next 10 s; "
+        f"'reading from the primary' logged {fallbacks} times",
+        f"replica behind pooler: after restarting it, {after[1]} of {after[0]} failed in 10 s; "
+        f"replica2 ran {tx_replica} transactions",
     ]
 
 
@@ -425,6 +472,7 @@ SCENARIOS = {
     "cache": scenario_cache,
     "reload": scenario_reload,
     "failures": scenario_failures,
+    "replica-behind-pooler": scenario_replica_behind_pooler,
     "export": scenario_export,
     "read-your-writes": scenario_read_your_writes,
     "rate-limit": scenario_rate_limit,
