@@ -6,7 +6,9 @@
 set -eo pipefail
 
 # Behind pgbouncer the API's per-connection settings (the `options` startup parameter) are not
-# passed on: the role carries the same values (movies.api.connection.engine_options).
+# passed on: the role carries the planner settings (movies.db.engine_options). The API sends its
+# own statement timeout (MOVIES_STATEMENT_TIMEOUT_MS) with each transaction's first statement,
+# which overrides the role's; this one is the backstop for anything else the role runs.
 psql --no-psqlrc -v ON_ERROR_STOP=1 \
     --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" <<'SQL'
 ALTER ROLE movies_api SET statement_timeout = '5s';

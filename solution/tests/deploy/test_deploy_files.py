@@ -204,6 +204,7 @@ def test_scale_profile_writes_through_the_primary_pooler_and_reads_through_the_r
     assert services["pgbouncer-replica"]["environment"]["DB_HOST"] == "db-replica"
     for pooler in ("pgbouncer", "pgbouncer-replica"):
         assert services[pooler]["environment"]["POOL_MODE"] == "transaction"
+        assert services[pooler]["environment"]["QUERY_WAIT_TIMEOUT"] == "3"
     replica = " ".join(services["db-replica"]["command"])
     assert "pg_basebackup -h db -U movies_replicator" in replica
     assert " -R " in replica
