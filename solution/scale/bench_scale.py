@@ -56,6 +56,7 @@ LOAD_CONNECTIONS = 8
 REQUESTS_PER_ADDRESS = 100
 POST_GET_TRIES = 1000
 REJOIN_S = REPLICA_RECYCLE_S + 10
+STATS_FLUSH_S = 11
 AUTH = {"Authorization": f"Bearer {topology.API_TOKEN}"}
 _addresses = (f"127.1.{a}.{b}" for a, b in itertools.product(range(256), range(1, 255)))
 _address_lock = threading.Lock()
@@ -216,9 +217,13 @@ def movie_paths() -> list[str]:
 
 def scenario_spread(paths: list[str]) -> list[str]:
     paths = paths[:2000]
+    # A pooled server backend reports its statistics when idle, at most once a second, else
+    # 10 s later (PGSTAT_IDLE_INTERVAL): read the counts once everything before has arrived.
+    time.sleep(STATS_FLUSH_S)
     before_tx, before_line = transactions(), log_lines(NGINX_LOG)
     for path in paths:
         assert request("GET", path, address=next_address()).status == 200, path
+    time.sleep(STATS_FLUSH_S)
     after_tx = transactions()
     upstreams = nginx_upstreams(before_line)
     tx = {name: after_tx[name] - before_tx[name] for name in after_tx}

@@ -168,7 +168,7 @@ def test_replica_stopped_behind_its_running_pooler_reads_from_the_primary(
                     assert time.monotonic() - started < pgbouncers.QUERY_WAIT_TIMEOUT_S + 2
                 assert client.get(location).json["title"] == "Pooled"
                 assert client.get("/readyz").json["detail"] == "no dataset has been loaded yet"
-            assert "read replica connection lost, reading from the primary" in caplog.text
+            assert "read replica unreachable, reading from the primary" in caplog.text
             assert "Traceback" not in caplog.text
         finally:
             pg_servers.start(cluster.replica)
