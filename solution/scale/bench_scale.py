@@ -338,13 +338,12 @@ def scenario_failures(paths: list[str]) -> list[str]:
         after = load.summary(restarted)
     upstreams = nginx_upstreams(before_line)
     tx_replica = transactions()[replica.data.name] - before_tx[replica.data.name]
-    recovery = f"{last - stopped:.2f} s" if last is not None and last >= stopped else "0 s"
+    recovery = f"{last - stopped:.2f} s after the stop" if last and last >= stopped else "none"
     share = 100 * during[1] / max(during[0], 1)
     return [
         f"failures: replica2's PostgreSQL (immediate) and pgbouncer, and api1 (SIGKILL) stopped "
         f"under {LOAD_CONNECTIONS} connections: {during[1]} of {during[0]} requests failed "
-        f"({share:.2f} %, by status {kinds}) in the next 10 s; last failure {recovery} after "
-        "the stop",
+        f"({share:.2f} %, by status {kinds}) in the next 10 s; last failure: {recovery}",
         f"failures: after restarting them, {after[1]} of {after[0]} failed in {REJOIN_S} s; "
         f"API replicas {dict(upstreams)}; replica2 ran {tx_replica} transactions",
     ]
