@@ -62,7 +62,12 @@ def engine_options(settings: Settings) -> dict:
         "connect_args": {
             "options": options,
             "connect_timeout": settings.db_connect_timeout_s,
-            "cursor_factory": timed_cursor(settings.statement_timeout_ms),
+            # Behind a transaction pooler (prepared statements off) `options` are dropped.
+            **(
+                {}
+                if settings.prepared_statements
+                else {"cursor_factory": timed_cursor(settings.statement_timeout_ms)}
+            ),
         },
         "execution_options": {PREPARED_OPTION: settings.prepared_statements},
     }
@@ -73,8 +78,10 @@ def timed_cursor(statement_timeout_ms: int) -> type[cursor]:
     """A psycopg2 cursor class that sends `SET LOCAL statement_timeout` with the first statement
     of each transaction, in the same round trip (one query string).
 
-    The connection's `options` set the timeout for the session, but a pooler in transaction mode
-    (pgbouncer) cannot pass them on: behind it a session setting would reach one server
+    Used with MOVIES_PREPARED_STATEMENTS=off, the setting for a pooler in transaction mode; a
+    direct connection has the timeout from its `options` and pays nothing. The connection's
+    `options` set the timeout for the session, but a pooler in transaction mode (pgbouncer)
+    cannot pass them on: behind it a session setting would reach one server
     connection and leak to other clients. A `SET LOCAL` lasts until its transaction ends, and
     in autocommit mode (every read) each statement is one, so each read carries the API's
     timeout to whichever server connection runs it. PostgreSQL runs a string of several
