@@ -9,6 +9,7 @@ import sys
 import time
 
 import bench_api as bench
+import instructions
 import pytest
 
 WRK_OUTPUT = """\
@@ -197,3 +198,8 @@ def test_baseline_is_on_by_default_and_can_be_switched_off() -> None:
     assert bench.parse_args([]).baseline == bench.BASELINE_COMMIT
     assert bench.parse_args(["--baseline", "main"]).baseline == "main"
     assert bench.parse_args(["--no-baseline"]).baseline is None
+
+
+def test_instructions_needs_the_bench_api_database(tmp_path) -> None:
+    with pytest.raises(bench.BenchError, match="run make bench-api first"):
+        instructions.side_env(tmp_path / "scale-9.9", None)
