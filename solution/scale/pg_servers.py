@@ -104,6 +104,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs; a zombie (its parent has not reaped it yet) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
 def prepare_folder(folder: Path) -> Path:
     """Create `folder` (and hand it to the service user when running as root)."""
     folder.mkdir(parents=True, exist_ok=True)

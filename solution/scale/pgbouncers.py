@@ -14,13 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pg_servers import PgServerError, prepare_folder, service_user
+from pg_servers import PgServerError, port_open, prepare_folder, process_alive, service_user
 
 START_TIMEOUT_S = 30
 # How long a client's query may wait for a server connection before pgbouncer fails it (its
@@ -103,7 +102,7 @@ def start(folder: Path, port: int, server_port: int, dbname: str, users: list[st
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     deadline = time.monotonic() + START_TIMEOUT_S
     while done.returncode == 0 and time.monotonic() < deadline:
-        if _listening(port):
+        if port_open(port):
             return bouncer
         time.sleep(0.05)
     tail = bouncer.log.read_text(errors="replace")[-3000:] if bouncer.log.exists() else ""
@@ -124,24 +123,8 @@ def stop(bouncer: Bouncer, sig: signal.Signals = signal.SIGTERM) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + START_TIMEOUT_S
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if process_alive(pid):
         os.kill(pid, signal.SIGKILL)
     bouncer.pid_file.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (its parent has not reaped it yet) counts as gone.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0

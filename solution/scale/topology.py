@@ -32,7 +32,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -393,7 +392,7 @@ def status(*, quiet: bool = False) -> dict[str, bool]:
         **{f"api{n}": port for n, port in enumerate(PORTS.apis, 1)},
         "nginx": PORTS.nginx,
     }
-    running = {name: _port_open(port) for name, port in parts.items()}
+    running = {name: pg_servers.port_open(port) for name, port in parts.items()}
     for name, answers in running.items() if not quiet else ():
         print(f"  {name:<20} 127.0.0.1:{parts[name]:<6} {'up' if answers else 'down'}")
     return running
@@ -408,38 +407,22 @@ def stop_pid_file(pid_file: Path, name: str, sig: signal.Signals = signal.SIGTER
         return
     text = pid_file.read_text().strip()
     pid = int(text) if text.isdigit() else None
-    if pid is None or not _alive(pid):
+    if pid is None or not pg_servers.process_alive(pid):
         pid_file.unlink(missing_ok=True)
         return
     log(f"stopping {name} (pid {pid})")
     os.kill(pid, sig)
     deadline = time.monotonic() + 30
-    while _alive(pid) and time.monotonic() < deadline:
+    while pg_servers.process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if pg_servers.process_alive(pid):
         os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of this process counts as gone.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _wait_for_port(port: int, name: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
-    while not _port_open(port):
+    while not pg_servers.port_open(port):
         if time.monotonic() > deadline:
             raise TopologyError(f"{name} is not listening on 127.0.0.1:{port}")
         time.sleep(0.1)
