@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pg_servers
-import sqlalchemy as sa
 import topology
 from topology import DATA, PORTS
 
 from movies.api.connection import REPLICA_RECYCLE_S
+from movies.db import create_engine
 
 NGINX_LOG = DATA / "nginx" / "access.log"
 LOAD_CONNECTIONS = 8
@@ -172,7 +172,7 @@ def transactions() -> dict[str, int]:
     """Committed transactions in database movies, per server (read straight from each)."""
     counts = {}
     for name, server in servers().items():
-        engine = sa.create_engine(topology.driver_url(server.url("movies")))
+        engine = create_engine(server.url("movies"))
         with engine.connect() as conn:
             counts[name] = conn.exec_driver_sql(
                 "SELECT xact_commit FROM pg_stat_database WHERE datname = 'movies'"
@@ -204,7 +204,7 @@ def api_access_lines(since: dict[int, int]) -> int:
 
 
 def movie_paths() -> list[str]:
-    engine = sa.create_engine(topology.driver_url(topology.primary_server().url("movies")))
+    engine = create_engine(topology.primary_server().url("movies"))
     with engine.connect() as conn:
         ids = conn.exec_driver_sql("SELECT id FROM movie_imdb ORDER BY random()").scalars()
         paths = [f"/movies/{movie_id}" for movie_id in ids]
@@ -253,7 +253,7 @@ def scenario_cache(paths: list[str]) -> list[str]:
 
 def replication_lag() -> tuple[int, float]:
     """(bytes, seconds) the furthest replica is behind the primary now."""
-    engine = sa.create_engine(topology.driver_url(topology.primary_server().url()))
+    engine = create_engine(topology.primary_server().url())
     with engine.connect() as conn:
         row = conn.exec_driver_sql(
             "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0),"
@@ -283,7 +283,7 @@ def scenario_reload(paths: list[str]) -> list[str]:
         sampler.join()
     sent, failed = load.summary()
     primary = topology.primary_server()
-    engine = sa.create_engine(topology.driver_url(primary.url("movies")))
+    engine = create_engine(primary.url("movies"))
     with engine.connect() as conn:
         lsn = conn.exec_driver_sql("SELECT pg_current_wal_lsn()::text").scalar()
         load_id = conn.exec_driver_sql("SELECT max(id) FROM dataset_load").scalar()
@@ -291,7 +291,7 @@ def scenario_reload(paths: list[str]) -> list[str]:
     replicas = []
     for replica in topology.replica_servers():
         pg_servers.wait_for_replay(lsn, replica.url("movies"))
-        engine = sa.create_engine(topology.driver_url(replica.url("movies")))
+        engine = create_engine(replica.url("movies"))
         with engine.connect() as conn:
             replicas.append(conn.exec_driver_sql("SELECT max(id) FROM dataset_load").scalar())
         engine.dispose()

@@ -26,7 +26,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
+from movies.db import create_engine
 
 BIN_ROOT = Path("/usr/lib/postgresql")
 DB_SUPERUSER = "postgres"
@@ -49,8 +49,13 @@ class PgServer:
         return self.data.with_name(self.data.name + ".log")
 
     def url(self, dbname: str = "postgres", user: str = DB_SUPERUSER) -> str:
-        """A URL that logs in without a password (the folders' servers trust 127.0.0.1)."""
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
+        return local_url(self.port, dbname, user)
+
+
+def local_url(port: int, dbname: str, user: str) -> str:
+    """A URL that logs in on 127.0.0.1:`port` without a password (the folders' servers, and the
+    poolers in front of them, trust 127.0.0.1)."""
+    return f"postgresql://{user}@127.0.0.1:{port}/{dbname}"
 
 
 def bin_dir() -> Path:
@@ -199,7 +204,7 @@ def wait_for_replay(primary_lsn: str, replica_url: str, timeout_s: float = 30.0)
 
     :raise PgServerError: if it has not within `timeout_s`.
     """
-    engine = sa.create_engine(replica_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = create_engine(replica_url)
     started = time.monotonic()
     try:
         with engine.connect() as conn:

@@ -19,7 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pg_servers import PgServerError, port_open, prepare_folder, process_alive, service_user
+from pg_servers import (
+    PgServerError,
+    local_url,
+    port_open,
+    prepare_folder,
+    process_alive,
+    service_user,
+)
 
 START_TIMEOUT_S = 30
 # How long a client's query may wait for a server connection before pgbouncer fails it (its
@@ -47,7 +54,7 @@ class Bouncer:
         return self.folder / "pgbouncer.log"
 
     def url(self, dbname: str, user: str) -> str:
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
+        return local_url(self.port, dbname, user)
 
 
 def binary() -> str:

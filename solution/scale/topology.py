@@ -41,9 +41,9 @@ from pathlib import Path
 
 import pg_servers
 import pgbouncers
-import sqlalchemy as sa
 
 from movies import schema
+from movies.db import create_engine
 
 SCALE_FOLDER = Path(__file__).resolve().parent
 REPO = SCALE_FOLDER.parents[1]
@@ -138,11 +138,11 @@ def start_postgres() -> None:
 
 def _prepare_database(primary: pg_servers.PgServer) -> None:
     """Database `movies`, the sql-scripts' roles and schema, logins for the two roles."""
-    admin = sa.create_engine(driver_url(primary.url()), isolation_level="AUTOCOMMIT")
+    admin = create_engine(primary.url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql("CREATE DATABASE movies")
     admin.dispose()
-    engine = sa.create_engine(driver_url(primary.url("movies")), isolation_level="AUTOCOMMIT")
+    engine = create_engine(primary.url("movies"), isolation_level="AUTOCOMMIT")
     schema.apply(engine)  # the sql-scripts' roles, tables and privileges, as compose's db runs them
     with engine.connect() as conn:
         # 127.0.0.1 is trusted (initdb -A trust): these logins need no password here.
@@ -151,10 +151,6 @@ def _prepare_database(primary: pg_servers.PgServer) -> None:
         for name, value in API_ROLE_SETTINGS.items():
             conn.exec_driver_sql(f"ALTER ROLE movies_api SET {name} = '{value}'")
     engine.dispose()
-
-
-def driver_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 # --- pgbouncer ------------------------------------------------------------------------------
@@ -312,7 +308,7 @@ def start_nginx() -> None:
 
 def load_dataset() -> None:
     """Generate the synthetic data set once and load it on the primary (skipped if loaded)."""
-    engine = sa.create_engine(driver_url(primary_server().url("movies")))
+    engine = create_engine(primary_server().url("movies"))
     with engine.connect() as conn:
         loaded = conn.exec_driver_sql("SELECT count(*) FROM dataset_load").scalar()
     engine.dispose()
