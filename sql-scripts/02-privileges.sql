@@ -21,8 +21,8 @@
 DO $$
 DECLARE
     owned_by_loader constant text[] := ARRAY[
-        'genre', 'movie', 'movie_imdb', 'movie_user', 'movie_genre', 'movie_genre_imdb',
-        'movie_genre_user', 'dataset_load', 'schema_migration'
+        'genre', 'genre_year', 'movie', 'movie_imdb', 'movie_user', 'movie_genre',
+        'movie_genre_imdb', 'movie_genre_user', 'dataset_load', 'schema_migration'
     ];
     relation text;
 BEGIN
@@ -49,8 +49,8 @@ BEGIN
         ALTER SEQUENCE movie_user_number OWNER TO movies_loader;
     END IF;
 
-    GRANT SELECT ON genre, movie, movie_imdb, movie_user, movie_genre, movie_genre_imdb,
-        movie_genre_user, dataset_load, schema_migration TO movies_api;
+    GRANT SELECT ON genre, genre_year, movie, movie_imdb, movie_user, movie_genre,
+        movie_genre_imdb, movie_genre_user, dataset_load, schema_migration TO movies_api;
     GRANT INSERT ON movie_user, movie_genre_user TO movies_api;
     GRANT USAGE ON SEQUENCE movie_user_number TO movies_api;
     ALTER DEFAULT PRIVILEGES FOR ROLE movies_loader IN SCHEMA public

@@ -19,6 +19,7 @@ from movies.search import fold_titles
 from movies.tables import (
     dataset_load,
     genre,
+    genre_year,
     movie_genre,
     movie_genre_user,
     movie_imdb,
@@ -57,10 +58,8 @@ def page_sql(
     genres: GenreVocabulary | None = None,
 ) -> q.Sql:
     """The statement of a page, its genre access path chosen from `genres`' sizes."""
-    rare = (
-        bool(query.genres) and genres is not None and q.is_rare(genres.smallest(conn, query.genres))
-    )
-    return q.page_sql(query, after, rare_genre=rare)
+    sizes = genres.sizes(conn) if query.genres and genres is not None else None
+    return q.page_sql(query, after, sizes=sizes)
 
 
 def count_movies(conn: sa.Connection, query: q.MovieQuery) -> int:
@@ -188,8 +187,12 @@ def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
             sa.literal(row.year, movie_user.c.year.type),
             sa.literal(row.rating, movie_user.c.rating.type),
             q.genre_bits(fields["genres"]),
+            sa.literal(row.votes, movie_user.c.votes.type),
+            sa.literal(row.runtime_minutes, movie_user.c.runtime_minutes.type),
         ).where(genre.c.name.in_(fields["genres"]))
-        columns = ["movie_id", "genre_id", "year", "rating", "genre_bits"]
+        columns = [
+            *("movie_id", "genre_id", "year", "rating", "genre_bits", "votes", "runtime_minutes")
+        ]
         conn.execute(sa.insert(movie_genre_user).from_select(columns, links))
     return row
 
@@ -299,7 +302,7 @@ class GenreVocabulary:
 
     def __init__(self, refresh_s: float = 10.0) -> None:
         self._by_lower: dict[str, str] = {}
-        self._movies: dict[str, int] = {}
+        self._sizes = q.GenreSizes({})
         self._loaded_at = float("-inf")
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
@@ -324,17 +327,22 @@ class GenreVocabulary:
         unknown = [n for n in wanted if n.lower() not in self._by_lower]
         return known, unknown, sorted(self._by_lower.values())
 
-    def smallest(self, conn: sa.Connection, names: Iterable[str]) -> int:
-        """Movies of the rarest of these canonical names in the latest load (0 for a name the
-        vocabulary lacks). The sizes are reread at most every `refresh_s` seconds: after a load,
-        a stale size only picks the slower access path for a while, never other rows."""
+    def sizes(self, conn: sa.Connection) -> q.GenreSizes:
+        """The genres' numbers of movies in the latest load, in all and per year. Reread at most
+        every `refresh_s` seconds: after a load, a stale size only picks a slower access path
+        for a while, never other rows."""
         if time.monotonic() - self._loaded_at >= self._refresh_s:
             self._load(conn)
-        return min(self._movies.get(name, 0) for name in names)
+        return self._sizes
 
     def _load(self, conn: sa.Connection) -> None:
         rows = conn.execute(sa.select(genre.c.name, genre.c.imdb_movies)).all()
+        per_year = conn.execute(
+            sa.select(genre.c.name, genre_year.c.year, genre_year.c.imdb_movies).join_from(
+                genre_year, genre, genre.c.id == genre_year.c.genre_id
+            )
+        ).all()
         with self._lock:
             self._by_lower = {name.lower(): name for name, _ in rows}
-            self._movies = dict(rows)
+            self._sizes = q.GenreSizes.of(dict(rows), per_year)
             self._loaded_at = time.monotonic()

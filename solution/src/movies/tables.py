@@ -50,6 +50,10 @@ def _movie_genre_columns(*, generated: bool = False) -> list[sa.Column]:
         sa.Column("rating", sa.Numeric(3, 1)),
         # The movie's genres as bits, 1 << genre id for ids below GENRE_BITS; -1 when unknown.
         sa.Column("genre_bits", sa.BigInteger, nullable=False),
+        # The movie's votes and runtime, repeated so that the genre-year way sorts its
+        # candidates by these keys from the links alone.
+        sa.Column("votes", sa.Integer),
+        sa.Column("runtime_minutes", sa.Integer),
     ]
 
 
@@ -58,6 +62,14 @@ genre = sa.Table(
     metadata,
     sa.Column("id", sa.SmallInteger, primary_key=True),
     sa.Column("name", C_TEXT, nullable=False, unique=True),
+    sa.Column("imdb_movies", sa.Integer, nullable=False),  # at the latest load
+)
+
+genre_year = sa.Table(
+    "genre_year",
+    metadata,
+    sa.Column("genre_id", sa.SmallInteger, primary_key=True),
+    sa.Column("year", sa.SmallInteger, primary_key=True),
     sa.Column("imdb_movies", sa.Integer, nullable=False),  # at the latest load
 )
 

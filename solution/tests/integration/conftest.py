@@ -156,8 +156,8 @@ def build_seed(count: int = 320, seed: int = SEED) -> tuple[list[dict], list[dic
 
 
 def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[dict]:
-    """Write the seed with SQL (movie_imdb, movie_user, links with their movies' year, rating and
-    genre bits, the genre sizes, one dataset_load row).
+    """Write the seed with SQL (movie_imdb, movie_user, links with their movies' year, rating,
+    genre bits, votes and runtime, the genre sizes in all and per year, one dataset_load row).
 
     Returns the user rows with their generated ids.
     """
@@ -184,6 +184,8 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
                 "year": row["year"],
                 "rating": row["rating"],
                 "genre_bits": bits(row["genres"]),
+                "votes": row["votes"],
+                "runtime_minutes": row["runtime_minutes"],
             }
             for row in imdb
             for name in row["genres"]
@@ -191,7 +193,8 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
         conn.execute(
             sa.text(
                 "INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating, "
-                "genre_bits) VALUES (:movie_id, 'imdb', :genre_id, :year, :rating, :genre_bits)"
+                "genre_bits, votes, runtime_minutes) VALUES (:movie_id, 'imdb', :genre_id, "
+                ":year, :rating, :genre_bits, :votes, :runtime_minutes)"
             ),
             links,
         )
@@ -199,6 +202,12 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
             sa.text(
                 "UPDATE genre SET imdb_movies = (SELECT count(*) FROM movie_genre_imdb "
                 "WHERE genre_id = genre.id)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO genre_year (genre_id, year, imdb_movies) SELECT genre_id, year, "
+                "count(*) FROM movie_genre_imdb WHERE year IS NOT NULL GROUP BY 1, 2"
             )
         )
         created = []
@@ -215,7 +224,8 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
                 conn.execute(
                     sa.text(
                         "INSERT INTO movie_genre_user (movie_id, genre_id, year, rating, "
-                        "genre_bits) VALUES (:m, :g, :year, :rating, :bits)"
+                        "genre_bits, votes, runtime_minutes) "
+                        "VALUES (:m, :g, :year, :rating, :bits, :votes, :runtime)"
                     ),
                     {
                         "m": new_id,
@@ -223,6 +233,8 @@ def insert_seed(engine: sa.Engine, imdb: list[dict], user: list[dict]) -> list[d
                         "year": row["year"],
                         "rating": row["rating"],
                         "bits": bits(row["genres"]),
+                        "votes": row["votes"],
+                        "runtime": row["runtime_minutes"],
                     },
                 )
             created.append({**row, "id": new_id, "source": "user"})

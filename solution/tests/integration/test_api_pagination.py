@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
+
+from movies import query as q
+from movies import repository
+from movies.db import create_engine
+from movies.query.genres import LINKS_GENRE
 
 SORTS = [
     "title",
@@ -74,6 +80,56 @@ def test_list_movies_walk_with_filters_matches_python(
     ]
     assert len(expected) > 8
     assert walk(client, params) == sort_like_api(expected, sort)
+
+
+GENRE_YEAR_QUERIES = [
+    {"genre": "drama", "year_gte": "1992", "year_lte": "1997"},
+    {"genre": "action,drama", "rating_gte": "5.5", "year_lte": "1998"},
+]
+
+
+@pytest.mark.parametrize("sort", [*SORTS, "-score", "score,-votes"])
+@pytest.mark.parametrize("filters", GENRE_YEAR_QUERIES, ids=["one-genre", "two-genres-rated"])
+def test_genre_and_years_walk_the_links_in_python_order(
+    client: FlaskClient,
+    seeded_database: tuple[str, list[dict]],
+    sort_like_api: Callable,
+    sort: str,
+    filters: dict[str, str],
+) -> None:
+    """Genres and years take the links' way (the candidates sorted by the links' copy of the
+    keys, or their movies sorted for title and score): ties, NULLs, user movies, every page."""
+    url, seed_movies = seeded_database
+    genre_names = [name.capitalize() for name in filters["genre"].split(",")]
+    query = q.MovieQuery(
+        genres=tuple(genre_names),
+        ranges=tuple(
+            (name, Decimal(value) if name.startswith("rating") else int(value))
+            for name, value in sorted(filters.items())
+            if name != "genre"
+        ),
+        sort=q.parse_sort(sort),
+    )
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            sql = repository.page_sql(conn, query, None, repository.GenreVocabulary())
+    finally:
+        engine.dispose()
+    assert sql.params[LINKS_GENRE] in genre_names, "the links' way"
+
+    low = int(filters.get("year_gte", 0))
+    high = int(filters.get("year_lte", 9999))
+    expected = [
+        m
+        for m in visible(seed_movies)
+        if set(genre_names) <= set(m["genres"])
+        and m["year"] is not None
+        and low <= m["year"] <= high
+        and ("rating_gte" not in filters or (m["rating"] or 0) >= float(filters["rating_gte"]))
+    ]
+    assert len(expected) > 6 and any(m["source"] == "user" for m in expected)
+    assert walk(client, {**filters, "sort": sort, "limit": "3"}) == sort_like_api(expected, sort)
 
 
 def test_list_movies_walk_including_adult(

@@ -66,16 +66,18 @@ def test_post_creates_movie_then_get_returns_it(
         links = conn.execute(
             sa.text(
                 "SELECT g.name, l.year, l.rating, l.genre_bits = (SELECT bit_or(1::bigint << id) "
-                "FROM genre WHERE name IN ('Drama', 'Sci-Fi')) FROM movie_genre_user l "
+                "FROM genre WHERE name IN ('Drama', 'Sci-Fi')), l.votes, l.runtime_minutes "
+                "FROM movie_genre_user l "
                 "JOIN genre g ON g.id = l.genre_id WHERE l.movie_id = 'um0000001' ORDER BY 1"
             )
         ).all()
         source = conn.execute(sa.text("SELECT source FROM movie WHERE id = 'um0000001'")).scalar()
     engine.dispose()
-    # Each link repeats the movie's year, rating and genre bits (the genre-year way reads them).
+    # Each link repeats the movie's year, rating, genre bits, votes and runtime (the genre-year
+    # way reads them).
     assert [tuple(link) for link in links] == [
-        ("Drama", 1999, Decimal("8.7"), True),
-        ("Sci-Fi", 1999, Decimal("8.7"), True),
+        ("Drama", 1999, Decimal("8.7"), True, 0, 136),
+        ("Sci-Fi", 1999, Decimal("8.7"), True, 0, 136),
     ]
     assert source == "user"
 

@@ -95,11 +95,23 @@ def test_nasty_rows_load_exactly(engine: sa.Engine, database_url: str, tmp_path:
     assert scalar(engine, "SELECT count(*) FROM genre WHERE name = 'Noir-Fiction'") == 1
     assert report.movies == 17 and report.rated_movies == 5
     assert report.genre_links == scalar(engine, "SELECT count(*) FROM movie_genre_imdb")
-    # Each link repeats its movie's year and rating; each genre knows its number of movies.
+    # Each link repeats its movie's sort keys but title and score; each genre knows its number
+    # of movies, in all and per year.
     assert 0 == scalar(
         engine,
         "SELECT count(*) FROM movie_genre_imdb AS l JOIN movie_imdb AS m ON m.id = l.movie_id "
-        "WHERE l.year IS DISTINCT FROM m.year OR l.rating IS DISTINCT FROM m.rating",
+        "WHERE (l.year, l.rating, l.votes, l.runtime_minutes) "
+        "IS DISTINCT FROM (m.year, m.rating, m.votes, m.runtime_minutes)",
+    )
+    assert scalar(engine, "SELECT count(*) FROM movie_genre_imdb WHERE votes IS NOT NULL") > 0
+    assert 0 == scalar(
+        engine,
+        "SELECT count(*) FROM (SELECT genre_id, year, imdb_movies FROM genre_year "
+        "EXCEPT SELECT genre_id, year, count(*) FROM movie_genre_imdb WHERE year IS NOT NULL "
+        "GROUP BY 1, 2) AS unlike",
+    )
+    assert scalar(engine, "SELECT sum(imdb_movies) FROM genre_year") == scalar(
+        engine, "SELECT count(*) FROM movie_genre_imdb WHERE year IS NOT NULL"
     )
     # ... and the bits of all its movie's genres.
     assert 0 == scalar(

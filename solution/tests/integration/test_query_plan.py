@@ -43,14 +43,18 @@ SELECT 'tt' || lpad((:rows + i)::text, 8, '0'), 'imdb', 'Title ' || (i * 33),
 FROM generate_series(1, 150) AS i
 """
 
-# The links as the loader writes them: the movie's year, rating and genre bits repeated, genre
-# sizes set.
+# The links as the loader writes them: the movie's year, rating, genre bits, votes and runtime
+# repeated, genre sizes (in all and per year) set.
 LINKS_SQL = """
-INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating, genre_bits)
+INSERT INTO movie_genre_imdb (movie_id, source, genre_id, year, rating, genre_bits, votes,
+                              runtime_minutes)
 SELECT m.id, 'imdb', g.id, m.year, m.rating,
-       (SELECT bit_or(1::bigint << b.id) FROM genre AS b WHERE b.name = ANY (m.genres))
+       (SELECT bit_or(1::bigint << b.id) FROM genre AS b WHERE b.name = ANY (m.genres)),
+       m.votes, m.runtime_minutes
 FROM movie_imdb AS m CROSS JOIN unnest(m.genres) AS n (name) JOIN genre AS g ON g.name = n.name;
 UPDATE genre SET imdb_movies = (SELECT count(*) FROM movie_genre_imdb WHERE genre_id = genre.id);
+INSERT INTO genre_year (genre_id, year, imdb_movies)
+SELECT genre_id, year, count(*) FROM movie_genre_imdb WHERE year IS NOT NULL GROUP BY 1, 2;
 """
 
 
@@ -265,25 +269,60 @@ def executed_scans(plan: dict[str, Any], relation: str) -> list[str]:
     ]
 
 
-def test_genre_and_years_fetch_the_few_candidates_by_id(big_engine: sa.Engine) -> None:
-    """Action (1 movie in 3) of 1990-1994 rated 9 or more: about 100 movies, which the year and
-    rating indexes alone would each narrow to thousands. The links give the candidates; the
-    movies are read by primary key, and the usual plan never runs."""
+def page_as_the_api_builds_it(
+    engine: sa.Engine, query: q.MovieQuery, after: q.Keyset | None = None
+) -> q.Sql:
+    """The page's statement, its genre access path chosen from the genre sizes."""
+    with engine.connect() as conn:
+        return repository.page_sql(conn, query, after, repository.GenreVocabulary())
+
+
+def movie_rows_fetched(plan: dict[str, Any]) -> int:
+    """Movie rows the plan read by primary key, kept or dropped by a filter."""
+    return sum(
+        n["Actual Rows"] * n["Actual Loops"] + n.get("Rows Removed by Filter", 0)
+        for n in index_scans(plan)
+        if n["Relation Name"] == "movie_imdb" and n["Index Name"] == "movie_imdb_pkey"
+    )
+
+
+def test_genre_and_years_sort_the_links_and_fetch_only_the_page(big_engine: sa.Engine) -> None:
+    """Action (1 movie in 3) of 1990-1994 rated 9 or more, by votes: about 150 candidates, which
+    the year and rating indexes alone would each narrow to thousands. The links give the
+    candidates with their votes; they are sorted, and only the page's movies are read by primary
+    key. The same holds on the next page, the keyset applied to the links."""
     query = q.MovieQuery(
         genres=("Action",),
         ranges=(("rating_gte", Decimal(9)), ("year_gte", 1990), ("year_lte", 1994)),
         sort=q.parse_sort("-votes"),
     )
-    plan = explain(big_engine, q.page_sql(query))
+    first = page_as_the_api_builds_it(big_engine, query)
+    assert first.params[genres.LINKS_GENRE] == "Action"
+    plan = explain(big_engine, first)
     assert set(executed_scans(plan, "movie_imdb")) == {"movie_imdb_pkey"}
     link_scans = [n for n in index_scans(plan) if n["Relation Name"] == "movie_genre_imdb"]
     assert link_scans and all(n["Node Type"] == "Index Only Scan" for n in link_scans)
     assert all(n["Heap Fetches"] == 0 for n in link_scans)
-    # One index range a year: of the ~1,200 Action links of those years only the ~150 rated 9 or
+    # One index range a year: of the ~1,400 Action links of those years only the ~150 rated 9 or
     # more are read (plus a first and a last year's probe).
     links_read = sum(n["Actual Rows"] * n["Actual Loops"] for n in link_scans)
     assert 100 <= links_read <= 200
-    assert scanned_rows(plan) <= 2 * 200
+    # The page's 21 movies, and the odd adult one the filters drop on the way.
+    assert query.limit + 1 <= movie_rows_fetched(plan) <= query.limit + 5
+    keyset = page_keyset(big_engine, query, 40)
+    plan = explain(big_engine, page_as_the_api_builds_it(big_engine, query, keyset))
+    assert query.limit + 1 <= movie_rows_fetched(plan) <= query.limit + 5
+
+
+def test_genre_and_years_by_title_fetch_every_candidate(big_engine: sa.Engine) -> None:
+    """By title, a key the links do not repeat: every candidate's movie is read and sorted."""
+    query = q.MovieQuery(
+        genres=("Action",),
+        ranges=(("rating_gte", Decimal(9)), ("year_gte", 1990), ("year_lte", 1994)),
+    )
+    plan = explain(big_engine, page_as_the_api_builds_it(big_engine, query))
+    assert set(executed_scans(plan, "movie_imdb")) == {"movie_imdb_pkey"}
+    assert 100 <= movie_rows_fetched(plan) <= 200
 
 
 def test_genre_bits_narrow_the_links_before_any_movie_is_fetched(big_engine: sa.Engine) -> None:
@@ -295,29 +334,27 @@ def test_genre_bits_narrow_the_links_before_any_movie_is_fetched(big_engine: sa.
         ranges=(("year_gte", 1990), ("year_lte", 1994)),
         sort=q.parse_sort("-votes"),
     )
-    plan = explain(big_engine, q.page_sql(query))
-    assert "movie_imdb_pkey" in executed_scans(plan, "movie_imdb")
+    sql = page_as_the_api_builds_it(big_engine, query)
+    assert sql.params[genres.LINKS_GENRE] == "Action", "fewer Action than Comedy movies"
+    plan = explain(big_engine, sql)
+    assert executed_scans(plan, "movie_genre_imdb")
     # Both keyset branches (votes, then NULL votes) ran, each among the same empty candidates.
-    movie_scans = [n for n in index_scans(plan) if n["Relation Name"] == "movie_imdb"]
-    assert sum(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) for n in movie_scans) == 0
+    assert movie_rows_fetched(plan) == 0
 
 
 def test_genre_and_wide_years_keep_the_usual_plan(big_engine: sa.Engine) -> None:
-    """Action since 1900: about 28,000 candidates, too many to fetch by id. The gate gives up
-    after GENRE_LINKS_CANDIDATES + 1 links and the usual plan (the votes index) serves the page."""
+    """Action since 1900: about 28,000 movies in those years, more than GENRE_LINKS_SPAN. The
+    usual plan (the votes index) serves the page and no link is read."""
     query = q.MovieQuery(
         genres=("Action",), ranges=(("year_gte", 1900),), sort=q.parse_sort("-votes")
     )
-    plan = explain(big_engine, q.page_sql(query))
+    sql = page_as_the_api_builds_it(big_engine, query)
+    assert genres.LINKS_GENRE not in sql.params
+    plan = explain(big_engine, sql)
     scans = executed_scans(plan, "movie_imdb")
     assert scans and "movie_imdb_pkey" not in scans
-    assert scanned_rows(plan) <= genres.GENRE_LINKS_CANDIDATES + 1 + 10 * 21
-
-
-def page_as_the_api_builds_it(engine: sa.Engine, query: q.MovieQuery) -> q.Sql:
-    """The first page's statement, its genre access path chosen from the genre sizes."""
-    with engine.connect() as conn:
-        return repository.page_sql(conn, query, None, repository.GenreVocabulary())
+    assert executed_scans(plan, "movie_genre_imdb") == []
+    assert scanned_rows(plan) <= 10 * 21
 
 
 def test_rare_genre_is_found_first_then_sorted(big_engine: sa.Engine) -> None:
@@ -354,9 +391,14 @@ def test_genre_sizes_are_reread_after_the_refresh_interval(big_engine: sa.Engine
     fresh = repository.GenreVocabulary(refresh_s=0)
     kept = repository.GenreVocabulary(refresh_s=3600)
     with big_engine.connect() as conn, conn.begin() as transaction:
-        assert kept.smallest(conn, ["Action", "Film-Noir"]) == 150
+        assert kept.sizes(conn).movies["Film-Noir"] == 150
+        action_1990 = kept.sizes(conn).in_years("Action", 1990, 1990)
+        assert action_1990 == 714  # i = 90 (mod 120), not a multiple of 7
         conn.exec_driver_sql("UPDATE genre SET imdb_movies = 5 WHERE name = 'Action'")
-        assert fresh.smallest(conn, ["Action", "Film-Noir"]) == 5
-        assert kept.smallest(conn, ["Action"]) > genres.SMALL_GENRE
-        assert fresh.smallest(conn, ["Unknown"]) == 0
+        conn.exec_driver_sql("UPDATE genre_year SET imdb_movies = 7 WHERE year = 1990")
+        assert fresh.sizes(conn).movies["Action"] == 5
+        assert fresh.sizes(conn).in_years("Action", 1990, 1990) == 7
+        assert kept.sizes(conn).movies["Action"] > genres.SMALL_GENRE
+        assert kept.sizes(conn).in_years("Action", 1990, 1990) == action_1990
+        assert fresh.sizes(conn).movies.get("Unknown", 0) == 0
         transaction.rollback()

@@ -301,10 +301,12 @@ def test_upgrade_drops_the_descending_sort_indexes(legacy: sa.Engine) -> None:
     assert descending_indexes("movie_user") == set()
 
 
-def test_upgrade_gives_existing_links_their_movies_year_and_rating(legacy: sa.Engine) -> None:
-    """A database made before the genre-year path: its links take their movies' year and rating,
-    no genre bits (-1) and each genre its number of IMDb movies, so genre-and-year pages are
-    right before any load."""
+def test_upgrade_gives_existing_links_their_movies_keys_and_the_genre_sizes(
+    legacy: sa.Engine,
+) -> None:
+    """A database made before the genre-year path: its links take their movies' year, rating,
+    votes and runtime, no genre bits (-1), each genre its number of IMDb movies, in all and per
+    year, so genre-and-year pages are right (and take the links' way) before any load."""
     with legacy.begin() as conn:
         # Dropping the columns drops the index on them.
         conn.execute(
@@ -312,9 +314,9 @@ def test_upgrade_gives_existing_links_their_movies_year_and_rating(legacy: sa.En
         )
         conn.execute(
             sa.text(
-                "INSERT INTO movie_imdb (id, source, title, year, rating, genres) VALUES "
-                "('tt0000001', 'imdb', 'Old', 1994, 7.5, '{Drama}'), "
-                "('tt0000002', 'imdb', 'Unrated', NULL, NULL, '{Drama}')"
+                "INSERT INTO movie_imdb (id, source, title, year, rating, votes, runtime_minutes, "
+                "genres) VALUES ('tt0000001', 'imdb', 'Old', 1994, 7.5, 120, 95, '{Drama}'), "
+                "('tt0000002', 'imdb', 'Unrated', NULL, NULL, NULL, NULL, '{Drama}')"
             )
         )
         conn.execute(
@@ -327,16 +329,26 @@ def test_upgrade_gives_existing_links_their_movies_year_and_rating(legacy: sa.En
     assert schema.apply(legacy) is True
     with legacy.connect() as conn:
         links = conn.execute(
-            sa.text("SELECT movie_id, year, rating, genre_bits FROM movie_genre ORDER BY 1")
+            sa.text(
+                "SELECT movie_id, year, rating, genre_bits, votes, runtime_minutes "
+                "FROM movie_genre ORDER BY 1"
+            )
         ).all()
         drama = conn.execute(sa.text("SELECT imdb_movies FROM genre WHERE name = 'Drama'"))
         assert drama.scalar_one() == 2
-        index = conn.execute(sa.text("SELECT to_regclass('movie_genre_year_bits_idx')"))
+        per_year = conn.execute(
+            sa.text(
+                "SELECT name, year, y.imdb_movies FROM genre_year AS y "
+                "JOIN genre ON genre.id = y.genre_id"
+            )
+        ).all()
+        assert [tuple(row) for row in per_year] == [("Drama", 1994, 1)]
+        index = conn.execute(sa.text("SELECT to_regclass('movie_genre_year_keys_idx')"))
         assert index.scalar() is not None
     # Bits unknown until the next load: -1 narrows nothing (every requested genre "may" be there).
     assert [tuple(link) for link in links] == [
-        ("tt0000001", 1994, Decimal("7.5"), -1),
-        ("tt0000002", None, None, -1),
+        ("tt0000001", 1994, Decimal("7.5"), -1, 120, 95),
+        ("tt0000002", None, None, -1, None, None),
     ]
 
 

@@ -15,6 +15,7 @@ from movies.loader import FormatError, LoadReport
 from movies.loader.read import BASICS_COLUMNS, RATINGS_COLUMNS, TsvReader
 from movies.loader.source import SourceFiles, local_file
 from movies.loader.transform import (
+    LINK_COLUMNS,
     MOVIE_FIELDS,
     csv_chunks,
     decode_text,
@@ -309,13 +310,18 @@ def test_genre_links_are_one_per_distinct_pair_and_none_for_null_genres() -> Non
             "genres": ["Drama,Drama,Comedy", None, "Noir-Fiction"],
             "startYear": ["1999", "2001", None],
             "averageRating": ["7.5", "8.0", None],
+            "numVotes": ["12", "3", None],
+            "runtimeMinutes": ["95", None, "7"],
         }
     )
     assert genre_names(movies) == ["Comedy", "Drama", "Noir-Fiction"]
     links = genre_links(movies, {"Drama": 9, "Comedy": 6, "Noir-Fiction": 29, "War": 27})
+    assert tuple(links.columns) == LINK_COLUMNS
     first = {"movie_id": "tt0000001", "source": "imdb", "year": "1999", "rating": "7.5"}
+    first |= {"votes": "12", "runtime_minutes": "95"}
     first_bits = (1 << 6) | (1 << 9)
     third = {"movie_id": "tt0000003", "source": "imdb", "year": None, "rating": None}
+    third |= {"votes": None, "runtime_minutes": "7"}
     assert records(links) == [
         {**first, "genre_id": 6, "genre_bits": first_bits},
         {**first, "genre_id": 9, "genre_bits": first_bits},
@@ -333,6 +339,8 @@ def test_genre_bits_cover_every_genre_of_the_movie_and_skip_ids_beyond_the_bits(
             "genres": ["A,B,C", "C"],
             "startYear": ["1999", "2001"],
             "averageRating": [None, "1.0"],
+            "numVotes": [None, "5"],
+            "runtimeMinutes": [None, None],
         }
     )
     links = genre_links(movies, {"A": 1, "B": 62, "C": 63})

@@ -154,6 +154,22 @@ def test_keyset_json_round_trip_keeps_decimal_exact() -> None:
     assert q.keyset_from_json(keys, q.keyset_to_json(keyset), keyset.id) == keyset
 
 
+# Genre sizes as a load leaves them: Drama is big, Romance has few movies in the 1990s, and
+# Film-Noir is small.
+SIZES = q.GenreSizes.of(
+    {"Drama": 300_000, "Comedy": 200_000, "Romance": 60_000, "Film-Noir": 759},
+    [
+        ("Drama", 1995, 9_000),
+        ("Drama", 2005, 12_000),
+        ("Comedy", 1995, 7_000),
+        ("Romance", 1990, 600),
+        ("Romance", 1999, 700),
+        ("Romance", 2005, 58_700),
+        ("Film-Noir", 1946, 759),
+    ],
+)
+
+
 def test_page_sql_is_compiled_once_per_shape() -> None:
     sort = q.parse_sort("-rating,title")
     one = q.MovieQuery(
@@ -166,73 +182,101 @@ def test_page_sql_is_compiled_once_per_shape() -> None:
     assert sql_one is page_two.text
     assert params_one["genres"] == ["Action", "Crime", "Drama"]
     assert params_two["genres"] == ["Drama", "War"]
-    single_genre = dataclasses.replace(one, genres=("Action",))
-    assert q.page_sql(single_genre).text != q.page_sql(one).text, "one genre needs no bits"
     assert params_two["fetch"] == 51 and params_two["after_1"] == '"'
     sql_null = sql(one, q.Keyset((None, "NA"), "tt0000001"))
     assert sql_null != sql_one and "movie.rating IS NULL" in sql_null
     assert "OFFSET" not in sql_one.upper()
 
 
-def test_genre_ways_only_for_genre_filters() -> None:
-    def ways(**fields: object) -> tuple[genres.Way, ...]:
-        return genres.genre_ways(q.FilterShape.of(q.MovieQuery(**fields)))  # type: ignore[arg-type]
+def test_genre_sizes_count_the_movies_of_a_span_of_years() -> None:
+    assert SIZES.in_years("Romance", 1990, 1999) == 1_300
+    assert SIZES.in_years("Romance", 1991, 1999) == 700, "bounds are years, both included"
+    assert SIZES.in_years("Romance", 1990, 1990) == 600
+    assert SIZES.in_years("Romance", None, 2000) == 1_300 and SIZES.in_years("Romance", 1999, None)
+    assert SIZES.in_years("Romance", None, None) == 60_000
+    assert SIZES.in_years("Romance", 1991, 1998) == 0 and SIZES.in_years("Romance", 2000, 1990) == 0
+    assert SIZES.in_years("Western", 1990, 1999) == 0, "a genre without movies"
 
-    years = (("year_gte", 1990),)
-    assert ways(ranges=years) == genres.USUAL
-    by_links, usual = ways(genres=("Action",), ranges=years)
-    assert not by_links.apart and not usual.apart
-    assert ways(genres=("Action",), ranges=(("rating_gte", Decimal(8)),)) == genres.USUAL
+
+@pytest.mark.parametrize(
+    ("ranges", "bounds"),
+    [
+        ((("year", 1994),), (1994, 1994)),
+        ((("year_gte", 1990), ("year_lte", 1999)), (1990, 1999)),
+        ((("year_gte", 1990),), (1990, None)),
+        ((("rating_gte", Decimal(7)), ("year_lte", 1999)), (None, 1999)),
+        ((("year", 1994), ("year_gte", 1996)), (1996, 1994)),
+        ((("rating_gte", Decimal(7)),), None),
+    ],
+)
+def test_year_bounds_of_the_year_filters(ranges: tuple, bounds: tuple | None) -> None:
+    assert genres.year_bounds(q.MovieQuery(ranges=ranges)) == bounds
 
 
-def test_rare_genre_is_chosen_in_python_and_sent_as_one_plain_statement() -> None:
-    """No gate in SQL: the rarest genre's size picks the way, the statement holds only it."""
-    assert genres.is_rare(genres.SMALL_GENRE) and not genres.is_rare(genres.SMALL_GENRE + 1)
+def test_genre_way_is_chosen_from_the_sizes_of_the_latest_load() -> None:
+    def way(genre_names: tuple[str, ...], ranges: tuple = (), sort: str = "-votes") -> tuple:
+        query = q.MovieQuery(genres=genre_names, ranges=ranges, sort=q.parse_sort(sort))
+        return genres.choose_way(query, SIZES)
+
+    nineties = (("year_gte", 1990), ("year_lte", 1999))
+    assert genres.choose_way(q.MovieQuery(ranges=nineties), SIZES) == (q.GenreWay.USUAL, None)
+    assert way(("Film-Noir",)) == (q.GenreWay.RARE, None)
+    assert way(("Drama", "Film-Noir")) == (q.GenreWay.RARE, None), "the rarest genre decides"
+    assert way(("Drama",)) == (q.GenreWay.USUAL, None)
+    # With a year filter: the genre with the fewest movies in those years, not in all years.
+    assert way(("Comedy", "Romance"), nineties) == (q.GenreWay.LINKS, "Romance")
+    assert way(("Drama",), nineties) == (q.GenreWay.LINKS, "Drama"), "9,000 links, sorted"
+    assert way(("Drama",), nineties, "title") == (q.GenreWay.USUAL, None), "9,000 to fetch"
+    assert way(("Romance",), nineties, "title") == (q.GenreWay.LINKS, "Romance")
+    assert way(("Romance",), (("year_gte", 2000),)) == (q.GenreWay.USUAL, None)
+    assert way(("Film-Noir",), (("year", 1950),)) == (q.GenreWay.LINKS, "Film-Noir")
+    assert genres.sorted_by_links(q.parse_sort("-year,rating,runtime"))
+    assert not genres.sorted_by_links(q.parse_sort("-votes,score"))
+
+
+def test_rare_genre_is_sent_as_one_plain_statement() -> None:
+    """No gate in SQL: the sizes pick the way, the statement holds only it."""
     query = q.MovieQuery(genres=("Film-Noir",), sort=q.parse_sort("-rating"))
-    rare = q.page_sql(query, rare_genre=True).text
+    rare = q.page_sql(query, sizes=SIZES)
     usual = q.page_sql(query).text
-    for text in (rare, usual):
+    for text in (rare.text, usual):
         assert "imdb_movies" not in text and text.count("UNION ALL") == 1, "NULL branch only"
-    assert rare.count("OFFSET 0") == 2 and "OFFSET" not in usual
-    assert q.page_sql(q.MovieQuery(), rare_genre=True).text == q.page_sql(q.MovieQuery()).text
+    assert rare.text.count("OFFSET 0") == 2 and "OFFSET" not in usual
+    assert set(re.findall(r"%\((\w+)\)s", rare.text)) == set(rare.params)
+    unfiltered = q.MovieQuery()
+    assert q.page_sql(unfiltered, sizes=SIZES).text == q.page_sql(unfiltered).text
+    search = q.MovieQuery(genres=("Film-Noir",), sort=q.RELEVANCE, search=parse_search("noir"))
+    assert q.page_sql(search, sizes=SIZES).text == q.page_sql(search).text
 
 
 def test_genre_links_shape_binds_only_the_query_values() -> None:
-    """The gate's bounds are written into the SQL text: every placeholder of the compiled shape
-    is a parameter page_sql hands over, and the gate is decided once for both branches."""
+    """The links' genre is a value written into the SQL text, like the filters: every
+    placeholder of the compiled shape is a parameter page_sql hands over. No gate, no CTE."""
     query = q.MovieQuery(
         genres=("Comedy", "Romance"),
         ranges=(("rating_gte", Decimal(7)), ("year_gte", 1990), ("year_lte", 1999)),
         sort=q.parse_sort("-votes"),
     )
-    page = q.page_sql(query, q.Keyset((120,), "tt0000001"))
+    page = q.page_sql(query, q.Keyset((120,), "tt0000001"), sizes=SIZES)
     sql, params = page.text, page.params
     assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
-    assert sql.count("genre_links_gate AS") == 1
-    assert "min(genre.imdb_movies)" not in sql, "a year filter bounds the span itself"
-    assert (
-        f"<= {genres.GENRE_LINKS_CANDIDATES}" in sql
-        and f"LIMIT {genres.GENRE_LINKS_SPAN + 1}" in sql
-    )
+    assert params[genres.LINKS_GENRE] == "Romance" and genres.LINKS_GENRE not in page.bound
+    assert "WITH" not in sql and "imdb_movies" not in sql
     assert "rated_links.genre_bits &" in sql, "the other genre narrows the links"
     assert "generate_series" in sql and "JOIN LATERAL" in sql, "rated: one index range a year"
+    assert "ORDER BY genre_links.votes DESC NULLS FIRST, genre_links.movie_id DESC" in sql
+    assert "(genre_links.votes, genre_links.movie_id) < (" in sql, "the keyset, on the links"
     without_rating = dataclasses.replace(query, ranges=query.ranges[1:])
-    sql = q.page_sql(without_rating).text
-    assert f"LIMIT {genres.GENRE_LINKS_SPAN + 1}" in sql, "the bits still narrow the span"
+    sql = q.page_sql(without_rating, sizes=SIZES).text
+    assert "genre_bits &" in sql, "the bits still narrow the span"
     assert "generate_series" not in sql, "unrated: the years are one index range"
-    one_genre = dataclasses.replace(without_rating, genres=("Romance",))
-    page = q.page_sql(one_genre)
+    one_genre = dataclasses.replace(without_rating, genres=("Romance",), sort=q.DEFAULT_SORT)
+    page = q.page_sql(one_genre, q.Keyset(("NA",), "tt0000001"), sizes=SIZES)
     sql, params = page.text, page.params
     assert set(re.findall(r"%\((\w+)\)s", sql)) == set(params)
     assert "genre_bits &" not in sql, "one genre: every link of the span is a candidate"
-    assert (
-        f"LIMIT {genres.GENRE_LINKS_CANDIDATES + 1}" in sql
-        and f"{genres.GENRE_LINKS_SPAN}" not in sql
-    )
-    page = q.page_sql(q.MovieQuery(genres=("Film-Noir",)), rare_genre=True)
-    genre_only, params = page.text, page.params
-    assert "OFFSET 0" in genre_only
-    assert set(re.findall(r"%\((\w+)\)s", genre_only)) == set(params)
+    assert "ORDER BY candidate_movie.title" in sql, "by title: the movies are sorted"
+    assert "(candidate_movie.title, candidate_links.movie_id) > (" in sql
 
 
 def test_only_page_to_page_values_stay_statement_parameters() -> None:

@@ -42,7 +42,7 @@ The process-level caches of a worker, and what invalidates each:
 | kept responses | `response_cache.ResponseCache` | a new data version (all at once); LRU |
 | genre counts of /genres | `PerVersion` here | a new data version |
 | unfiltered IMDb facet counts | `repository.ImdbFacetCache` | a new load id (read per request) |
-| genre names | `repository.GenreVocabulary` | an unknown name, at most every 10 s |
+| genre names, sizes | `repository.GenreVocabulary` | an unknown name, sizes asked; 10 s apart |
 | statement texts, cursor fingerprints | `lru_cache`s in `query` | never: pure functions |
 | prepared statements | `prepared`, per pooled connection | LRU; the connection's replacement |
 | rate-limit counters | `security.WorkerMemoryStorage` | their window's end |

@@ -108,6 +108,7 @@ def _load(conn, source: str, downloads: Path, force: bool, progress: bool, repor
             report.genre_links = len(links)
             write.record_genre_sizes(cur, genre_sizes(links))
             write.copy_genre_links(cur, csv_chunks(links))
+            write.record_genre_years(cur)
             del links
         with _phase(report, "index"):
             renames = write.build_indexes(cur)

@@ -60,6 +60,16 @@ MOVIE_COLUMNS = (
     "genres",
     "score",
 )
+LINK_COLUMNS = (
+    "movie_id",
+    "source",
+    "genre_id",
+    "year",
+    "rating",
+    "genre_bits",
+    "votes",
+    "runtime_minutes",
+)
 RENAMED = {
     "tconst": "id",
     "primaryTitle": "title",
@@ -221,9 +231,9 @@ def rarest_genre_first(movies: pd.DataFrame) -> pd.DataFrame:
 
 
 def genre_links(movies: pd.DataFrame, genre_ids: dict[str, int]) -> pd.DataFrame:
-    """The (movie_id, source, genre_id, year, rating, genre_bits) rows for `movie_genre`, one per
-    distinct movie-genre pair, ordered by movie (year, rating and the bits of all its genres are
-    the movie's, for the genre-year way of movies.query.genres).
+    """The rows for `movie_genre` (`LINK_COLUMNS`), one per distinct movie-genre pair, ordered
+    by movie. Everything but the genre id is the movie's (the bits of all its genres, its year,
+    rating, votes and runtime), for the genre-year way of movies.query.genres.
 
     `genre_ids` must hold every name in `movies`; a name repeated in one list links once.
 
@@ -239,7 +249,8 @@ def genre_links(movies: pd.DataFrame, genre_ids: dict[str, int]) -> pd.DataFrame
     keys = pairs["row"] * KEY_BASE + ids.to_numpy(np.int64)[codes]
     keys = keys.drop_duplicates().sort_values(ignore_index=True)
     links = pd.DataFrame({"row": keys // KEY_BASE, "genre_id": keys % KEY_BASE})
-    movie = movies[["tconst", "startYear", "averageRating"]].iloc[links["row"].to_numpy()]
+    repeated = ["tconst", "startYear", "averageRating", "numVotes", "runtimeMinutes"]
+    movie = movies[repeated].iloc[links["row"].to_numpy()]
     movie = movie.reset_index(drop=True)
     return pd.DataFrame(
         {
@@ -249,6 +260,8 @@ def genre_links(movies: pd.DataFrame, genre_ids: dict[str, int]) -> pd.DataFrame
             "year": movie["startYear"],
             "rating": movie["averageRating"],
             "genre_bits": _genre_bits(links),
+            "votes": movie["numVotes"],
+            "runtime_minutes": movie["runtimeMinutes"],
         }
     )
 

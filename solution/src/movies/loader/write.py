@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.errors
 
 from movies.loader.errors import LoadError, LoadInProgressError, ShrinkError
-from movies.loader.transform import MOVIE_COLUMNS
+from movies.loader.transform import LINK_COLUMNS, MOVIE_COLUMNS
 from movies.score import weighted_rating
 
 log = logging.getLogger(__name__)
@@ -227,9 +227,18 @@ def record_genre_sizes(cur, sizes: dict[int, int]) -> None:
     )
 
 
+def record_genre_years(cur) -> None:
+    """Replace `genre_year` with each genre's number of movies per year in the staged links."""
+    cur.execute("DELETE FROM genre_year")
+    _timed(
+        cur,
+        "INSERT INTO genre_year (genre_id, year, imdb_movies) SELECT genre_id, year, count(*) "
+        f"FROM {GENRE_LINKS.staging} WHERE year IS NOT NULL GROUP BY genre_id, year",
+    )
+
+
 def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
-    """COPY the (movie_id, source, genre_id, year, rating, genre_bits) rows, as CSV, into the
-    staging link table.
+    """COPY the rows of `transform.genre_links`, as CSV, into the staging link table.
 
     FREEZE (allowed: the table is new in this transaction) marks its pages all-visible, so the
     genre-year way reads them from its index alone from the first query on.
@@ -237,7 +246,7 @@ def copy_genre_links(cur, csv_chunks: Iterable[bytes]) -> None:
     started = time.perf_counter()
     with _ChunkReader(csv_chunks) as reader:
         cur.copy_expert(
-            f"COPY {GENRE_LINKS.staging} (movie_id, source, genre_id, year, rating, genre_bits) "
+            f"COPY {GENRE_LINKS.staging} ({', '.join(LINK_COLUMNS)}) "
             "FROM STDIN WITH (FORMAT csv, FREEZE)",
             reader,
             size=1 << 20,

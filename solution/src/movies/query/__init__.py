@@ -6,7 +6,8 @@ bound parameters. One idea per module, imports pointing down the list:
 
 - `sorting`: sort keys, keysets (cursor values), ORDER BY and the keyset predicate.
 - `filters`: the filters as data, `MovieQuery`, `FilterShape`, the WHERE conditions.
-- `genres`: the genre access paths (candidates from the genre-year links, rare genres apart).
+- `genres`: the genre access paths, chosen from the genre sizes (candidates from the
+  genre-year links, rare genres apart).
 - `relevance`: sort=relevance, title matches by match class.
 - `compiled`: `PageShape`, the one builder (`page_sql`, `export_sql`), which values stay
   prepared-statement parameters.
@@ -28,11 +29,12 @@ from movies.query.filters import (
     FILTERS,
     MAX_LIMIT,
     FilterShape,
+    GenreWay,
     MovieQuery,
     RangeFilter,
     is_unfiltered,
 )
-from movies.query.genres import genre_bits, is_rare
+from movies.query.genres import GenreSizes, choose_way, genre_bits
 from movies.query.sorting import (
     DEFAULT_SORT,
     MATCH_CLASSES,
@@ -60,6 +62,8 @@ __all__ = [
     "SORT_COLUMNS",
     "SORT_VALUE_COLUMN",
     "FilterShape",
+    "GenreSizes",
+    "GenreWay",
     "Keyset",
     "MovieQuery",
     "PageShape",
@@ -67,12 +71,12 @@ __all__ = [
     "RangeFilter",
     "SortKey",
     "Sql",
+    "choose_way",
     "count_sql",
     "estimate_sql",
     "export_sql",
     "facet_sql",
     "genre_bits",
-    "is_rare",
     "is_unfiltered",
     "keyset_from_json",
     "keyset_of_row",

@@ -29,8 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from movies.query.filters import FilterShape, MovieQuery, conditions, filter_params
-from movies.query.genres import genre_ways, way_branch
+from movies.query.filters import FilterShape, GenreWay, MovieQuery, conditions, filter_params
+from movies.query.genres import LINKS_GENRE, GenreSizes, choose_way, way_branch
 from movies.query.relevance import relevance_select
 from movies.query.sorting import (
     MOVIE_COLUMNS,
@@ -71,19 +71,31 @@ class PageShape:
 
     @classmethod
     def of(
-        cls, query: MovieQuery, after: Keyset | None, paged: bool = True, rare_genre: bool = False
+        cls,
+        query: MovieQuery,
+        after: Keyset | None,
+        paged: bool = True,
+        genre_way: GenreWay = GenreWay.USUAL,
     ) -> PageShape:
         nulls = None if after is None else tuple(value is None for value in after.values)
         match_class = after.values[0] if after is not None and query.sort == RELEVANCE else None
-        return cls(FilterShape.of(query, rare_genre), query.sort, nulls, match_class, paged)
+        return cls(FilterShape.of(query, genre_way), query.sort, nulls, match_class, paged)
 
 
-def page_sql(query: MovieQuery, after: Keyset | None = None, *, rare_genre: bool = False) -> Sql:
+def page_sql(
+    query: MovieQuery, after: Keyset | None = None, *, sizes: GenreSizes | None = None
+) -> Sql:
     """The page after `after` (or the first page), limit + 1 rows: the extra row tells whether
-    there is a next page. With sort=relevance each row has its match class last. `rare_genre`:
-    the rarest genre of `genre=` is small (`genres.is_rare`), so its movies are found first."""
-    shape = PageShape.of(query, after, rare_genre=rare_genre)
-    return _sql(query, after, shape, {"fetch": query.limit + 1})
+    there is a next page. With sort=relevance each row has its match class last. `sizes`, the
+    genre sizes of the latest load, choose a genre query's way (`genres.choose_way`; without
+    them, the usual one)."""
+    way, links_genre = GenreWay.USUAL, None
+    if sizes is not None and query.sort != RELEVANCE:
+        way, links_genre = choose_way(query, sizes)
+    params: dict[str, Any] = {"fetch": query.limit + 1}
+    if links_genre is not None:
+        params[LINKS_GENRE] = links_genre
+    return _sql(query, after, PageShape.of(query, after, genre_way=way), params)
 
 
 def export_sql(query: MovieQuery) -> Sql:
@@ -138,11 +150,9 @@ def statement(shape: PageShape) -> sa.Executable:
     ordering = order_by(shape.sort)
     keys = [movie.c.id, movie.c.source, *(key.column for key in shape.sort)]
     where = conditions(shape.filters)
-    ways = genre_ways(shape.filters)  # built once: their gate is read once per statement
     branches = [
-        way_branch(way, where, branch, ordering, keys, fetch)
+        way_branch(shape.filters, where, branch, ordering, keys, fetch)
         for branch in keyset_branches(shape.sort, after)
-        for way in ways
     ]
     if len(branches) == 1:
         return branches[0]

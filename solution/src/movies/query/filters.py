@@ -4,6 +4,7 @@ WHERE conditions on bound parameters (named as `filter_params` names the values)
 from __future__ import annotations
 
 import base64
+import enum
 import functools
 import hashlib
 import json
@@ -113,6 +114,14 @@ def is_unfiltered(query: MovieQuery) -> bool:
     )
 
 
+class GenreWay(enum.Enum):
+    """How a genre query reaches its rows (chosen by movies.query.genres.choose_way)."""
+
+    USUAL = "usual"  # the filters on the movie rows, in the order of a sort index
+    RARE = "rare"  # the rarest genre's few movies, through the GIN index, then sorted
+    LINKS = "links"  # the candidate links of the rarest genre in the years of a year filter
+
+
 @dataclass(frozen=True)
 class FilterShape:
     """Which filters a query uses, not their values: with the sort, what decides its SQL text."""
@@ -124,11 +133,10 @@ class FilterShape:
     genres_any: bool
     genres_not: bool
     search: bool
-    # The rarest genre of `genre=` is small: found first (movies.query.genres.is_rare).
-    rare_genre: bool = False
+    genre_way: GenreWay = GenreWay.USUAL
 
     @classmethod
-    def of(cls, query: MovieQuery, rare_genre: bool = False) -> FilterShape:
+    def of(cls, query: MovieQuery, genre_way: GenreWay = GenreWay.USUAL) -> FilterShape:
         return cls(
             genres=bool(query.genres),
             several_genres=len(query.genres) > 1,
@@ -137,7 +145,7 @@ class FilterShape:
             genres_any=bool(query.genres_any),
             genres_not=bool(query.genres_not),
             search=query.search is not None,
-            rare_genre=rare_genre and bool(query.genres),
+            genre_way=genre_way if query.genres else GenreWay.USUAL,
         )
 
 

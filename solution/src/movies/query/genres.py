@@ -1,4 +1,4 @@
-"""Genre access paths: few candidates, found first.
+"""Genre access paths: few candidates, found first, chosen in Python.
 
 Two genre queries are slow for a planner that has only the GIN index on `genres` and the sort
 indexes. A genre with a year filter ("Comedy and Romance of the 1990s rated 7 or more") can match
@@ -8,76 +8,121 @@ three large bitmaps (GIN genres, year, rating), 10-15 ms a page. And a rare genr
 the sort index and discarding the other genres (11-70 ms), as the statistics sample makes the
 genre look rarer or more common.
 
-- With a year filter, `genre_ways` gives the query two ways to its rows, each a branch of the
-  statement behind a one-time condition; exactly one holds, so only one reads rows. The link
-  table repeats each movie's year, rating and genre set (as bits), and its index (genre_id, year,
-  rating, movie_id) INCLUDE (genre_bits) holds the movies of one genre in a span of years. The
-  links of the rarest requested genre (`genre.imdb_movies`, set by every load) in those years
-  that pass the rating filters and have the other requested genres' bits are the candidates.
-  One index-only read of at most GENRE_LINKS_SPAN links (GENRE_LINKS_CANDIDATES when no bits
-  narrow them) collects them, once per statement; with a rating filter it reads one index range
-  a year, so links of other ratings are skipped. When the candidates are few (at most
-  GENRE_LINKS_CANDIDATES), the page is fetched by id among them; otherwise the usual plan runs.
-  How many candidates the years hold is known only by reading the links, hence the condition.
-  Measured on the scale-1.0 bench data (prepared, median / p99 of 57 runs): Comedy+Romance of
-  the 1990s rated 7 or more, 1.5 / 7.2 ms this way, 39.7 / 83.9 ms as one plain statement, and
-  16.3 / 166.6 ms plain with a statistics target of 10,000 on `genres`. So this way stays.
-- Without one: when the rarest requested genre has at most SMALL_GENRE movies in the latest load
-  (`is_rare`, decided in Python from `genre.imdb_movies`: the statement holds this way only),
+`choose_way` picks the way of a request from the genre sizes of the latest load (`GenreSizes`:
+`genre.imdb_movies` and `genre_year`, both written by every load), and the statement holds that
+way only:
+
+- `LINKS`, with a year filter, when the requested genre with the fewest movies in those years
+  has at most GENRE_LINKS_SPAN of them (GENRE_LINKS_CANDIDATES when its movies must all be
+  fetched to be sorted, by title or score). The link table repeats each movie's year, rating,
+  votes, runtime and genre set (as bits), and its index (genre_id, year, rating, movie_id)
+  INCLUDE (genre_bits, votes, runtime_minutes) holds the movies of one genre in a span of years.
+  The candidates are that genre's links in the years, read from the index alone, that pass the
+  rating filters (one index range a year, so links of other ratings are skipped) and have the
+  other requested genres' bits. They are sorted by the links' copy of the sort keys, and their
+  movies fetched by id in that order, each checked against every filter, until the page is
+  full: "Comedy and Romance of the 1990s rated 7 or more, by votes" reads 720 links, sorts 138
+  candidates and fetches 21 movies.
+- `RARE`, without a year filter, when the rarest requested genre has at most SMALL_GENRE movies:
   its movies are selected in a subquery PostgreSQL plans apart (OFFSET 0: through the GIN index,
   as nothing there asks for an order), only their sort keys are sorted, and the page's rows are
   then fetched by primary key.
+- `USUAL` otherwise.
 
-Every filter still applies to the movie rows. Otherwise the usual plan runs.
+Every way is exact: the sizes only choose the fastest, and a stale size (a load since the API
+last read them; user movies, which they do not count) only costs time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql import util as sql_util
+from sqlalchemy.sql import visitors as sql_visitors
 
-from movies.query.filters import FILTERS, GENRES, FilterShape, range_parameter
-from movies.query.sorting import MOVIE_COLUMNS
+from movies.query.filters import FILTERS, GENRES, FilterShape, GenreWay, MovieQuery, range_parameter
+from movies.query.sorting import MOVIE_COLUMNS, SortKey
 from movies.tables import GENRE_BITS, genre, movie, movie_genre
 
-GENRE_LINKS_SPAN = 10_000  # links the gate reads at most (index only: about a millisecond)
-GENRE_LINKS_CANDIDATES = 2_000  # movies fetched by id at most (a few milliseconds)
+GENRE_LINKS_SPAN = 10_000  # links sorted by their keys at most (index only: about a millisecond)
+GENRE_LINKS_CANDIDATES = 2_000  # movies fetched by id to be sorted at most (a few milliseconds)
 SMALL_GENRE = 2_000  # movies of a genre found through the GIN index, keys sorted (under 1 ms)
+
+LINKS_GENRE = "links_genre"  # the parameter naming the genre whose links are read
+
+# The movie columns each link repeats: movie column name -> link column name.
+LINKED_COLUMNS = {
+    "id": "movie_id",
+    "year": "year",
+    "rating": "rating",
+    "votes": "votes",
+    "runtime_minutes": "runtime_minutes",
+}
 
 
 @dataclass(frozen=True)
-class Way:
-    """One way to the rows of a page: `extra` conditions, and whether the filters are planned
-    `apart` from the order (a subquery PostgreSQL cannot flatten, sorted afterwards)."""
+class GenreSizes:
+    """Each genre's number of IMDb movies at the latest load, in all and per year."""
 
-    extra: tuple[sa.ColumnElement[bool], ...] = ()
-    apart: bool = False
+    movies: Mapping[str, int]
+    # name -> the years with movies, ascending, and the running total of movies up to each.
+    _years: Mapping[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, movies: Mapping[str, int], per_year: Iterable[tuple[str, int, int]]) -> GenreSizes:
+        """From the sizes by name and the (name, year, movies) rows of `genre_year`."""
+        by_name: dict[str, list[tuple[int, int]]] = {}
+        for name, year, count in per_year:
+            by_name.setdefault(name, []).append((year, count))
+        years = {}
+        for name, counts in by_name.items():
+            counts.sort()
+            years[name] = ([y for y, _ in counts], list(accumulate(n for _, n in counts)))
+        return cls(dict(movies), years)
+
+    def in_years(self, name: str, first: int | None, last: int | None) -> int:
+        """Movies of the genre from year `first` to `last` (None: unbounded), both included."""
+        years, totals = self._years.get(name, ([], []))
+        low = 0 if first is None else bisect.bisect_left(years, first)
+        high = len(years) if last is None else bisect.bisect_right(years, last)
+        if high <= low:
+            return 0
+        return totals[high - 1] - (totals[low - 1] if low else 0)
 
 
-USUAL = (Way(),)
+def choose_way(query: MovieQuery, sizes: GenreSizes) -> tuple[GenreWay, str | None]:
+    """The way to the rows of a list query, and the genre whose links it reads (LINKS only)."""
+    if not query.genres:
+        return GenreWay.USUAL, None
+    years = year_bounds(query)
+    if years is None:
+        rarest = min(sizes.movies.get(name, 0) for name in query.genres)
+        return (GenreWay.RARE if rarest <= SMALL_GENRE else GenreWay.USUAL), None
+    in_years = {name: sizes.in_years(name, *years) for name in sorted(query.genres)}
+    rarest_name = min(in_years, key=in_years.__getitem__)
+    most = GENRE_LINKS_SPAN if sorted_by_links(query.sort) else GENRE_LINKS_CANDIDATES
+    if in_years[rarest_name] <= most:
+        return GenreWay.LINKS, rarest_name
+    return GenreWay.USUAL, None
 
 
-def is_rare(movies: int) -> bool:
-    """Whether a genre of this many movies is found first, through the GIN index (`rare_genre`
-    of a FilterShape): chosen in Python from the genre sizes of the latest load."""
-    return movies <= SMALL_GENRE
+def year_bounds(query: MovieQuery) -> tuple[int | None, int | None] | None:
+    """(first, last) year of the query's year filters (None: unbounded); None without any."""
+    lows = [int(value) for name, value in query.ranges if name in ("year", "year_gte")]
+    highs = [int(value) for name, value in query.ranges if name in ("year", "year_lte")]
+    if not lows and not highs:
+        return None
+    return (max(lows) if lows else None), (min(highs) if highs else None)
 
 
-def genre_ways(shape: FilterShape) -> tuple[Way, ...]:
-    """The ways to a page of a query of this shape: USUAL, the rare genre's, or the genre-year
-    links' two, each behind a one-time condition, exactly one of which holds."""
-    if not shape.genres:
-        return USUAL
-    years = _ranges_on(shape.ranges, movie.c.year)
-    if not years:
-        return (Way(apart=True),) if shape.rare_genre else USUAL
-    rated = _ranges_on(shape.ranges, movie.c.rating)
-    few, ids = _few_links(years, rated, shape.several_genres)
-    return Way((few, movie.c.id == sa.any_(ids))), Way((sa.not_(few),))
+def sorted_by_links(sort: Sequence[SortKey]) -> bool:
+    """Whether every sort key is repeated in the links (the candidates sort by the links)."""
+    return all(key.column.name in LINKED_COLUMNS for key in sort)
 
 
 def genre_bits(names: Any) -> sa.ScalarSelect[int]:
@@ -98,108 +143,26 @@ def sql_int(value: int) -> sa.ColumnElement[int]:
     return sa.literal_column(str(int(value)), sa.Integer)
 
 
-def _ranges_on(names: Sequence[str], column: sa.Column) -> list[tuple[Any, Any]]:
-    """(operator, bound value) of the range filters on `column`."""
-    return [(FILTERS[n].op, range_parameter(n)) for n in names if FILTERS[n].column is column]
-
-
-def _few_links(years: list, rated: list, several: bool) -> tuple[Any, Any]:
-    """(whether the rarest genre's links in the years hold few candidates, their movie ids as an
-    array)."""
-    rarest = (
-        sa.select(genre.c.id)
-        .where(genre.c.name == sa.any_(GENRES))
-        .order_by(genre.c.imdb_movies, genre.c.id)
-        .limit(sql_int(1))
-        .scalar_subquery()
-    )
-    links = _links_in_years(
-        movie_genre.c.genre_id == rarest,
-        [op(movie_genre.c.year, value) for op, value in years],
-        [op(movie_genre.c.rating, value) for op, value in rated],
-    )
-    candidate: sa.ColumnElement[bool] = sa.true()
-    read_most = GENRE_LINKS_CANDIDATES
-    if several:
-        wanted = genre_bits(GENRES)
-        candidate = links.c.genre_bits.op("&")(wanted) == wanted
-        # Links read that are no candidates are read for nothing: with the genre bits narrowing
-        # them, a longer read may still hold few candidates.
-        read_most = GENRE_LINKS_SPAN
-    span = (
-        sa.select(links.c.movie_id, candidate.label("candidate"))
-        .limit(sql_int(read_most + 1))
-        .subquery("span")
-    )
-    # One read of the span, once per statement however many branches ask.
-    gate = sa.select(
-        sa.func.count().label("links"),
-        sa.func.array_agg(span.c.movie_id).filter(span.c.candidate).label("ids"),
-    ).cte("genre_links_gate")
-    few = sa.and_(
-        gate.c.links <= sql_int(read_most),
-        sa.func.coalesce(sa.func.cardinality(gate.c.ids), sql_int(0))
-        <= sql_int(GENRE_LINKS_CANDIDATES),
-    )
-    # In coalesce the subquery is an array value (`= ANY (SELECT ...)` would compare with its rows).
-    ids = sa.func.coalesce(sa.select(gate.c.ids).scalar_subquery(), sa.literal_column("'{}'"))
-    return sa.select(few).scalar_subquery(), ids
-
-
-def _links_in_years(of_genre: sa.ColumnElement[bool], years: list, rated: list) -> Any:
-    """The (movie_id, genre_bits) of the links meeting `of_genre`, `years` and `rated`, index
-    only.
-
-    With rating conditions each year is read as its own index range, (genre, year, ratings): the
-    links of the other ratings are skipped, not read (the 720 Romance links of the 1990s rated 7
-    or more, not all 6,305 of the 1990s). The years run from the first to the last that the
-    genre's links have within the bounds (two index probes), so open bounds cost nothing.
-    """
-    if not rated:
-        columns = [movie_genre.c.movie_id, movie_genre.c.genre_bits]
-        return sa.select(*columns).where(of_genre, *years).subquery("year_links")
-    # generate_series takes integers (smallints are ambiguous to it).
-    first, last = (
-        sa.cast(
-            sa.select(edge(movie_genre.c.year)).where(of_genre, *years).scalar_subquery(),
-            sa.Integer,
-        )
-        for edge in (sa.func.min, sa.func.max)
-    )
-    span_years = (
-        sa.func.generate_series(first, last).table_valued("year").render_derived("span_years")
-    )
-    per_year = (
-        sa.select(movie_genre.c.movie_id, movie_genre.c.genre_bits)
-        .where(of_genre, movie_genre.c.year == span_years.c.year, *rated)
-        .offset(sql_int(0))  # kept a subquery: one index range per year, never a join
-        .lateral("year_links")
-    )
-    return (
-        sa.select(per_year.c.movie_id, per_year.c.genre_bits)
-        .select_from(span_years.join(per_year, sa.true()))
-        .subquery("rated_links")
-    )
-
-
 def way_branch(
-    way: Way, conditions: list, branch: Any, ordering: list, keys: list, fetch: Any
+    shape: FilterShape, conditions: list, branch: Any, ordering: list, keys: list, fetch: Any
 ) -> sa.Select:
-    """The rows of one keyset branch by one way, in order, at most `fetch` (None: all).
+    """The rows of one keyset branch by the shape's genre way, in order, at most `fetch` (None:
+    all).
 
-    `keys` are the primary key and sort key columns, what an `apart` way sorts.
+    `keys` are the primary key and sort key columns, what the RARE way sorts.
     """
-    if not way.apart:
-        return (
-            sa.select(*MOVIE_COLUMNS)
-            .where(*conditions, *way.extra, branch)
-            .order_by(*ordering)
-            .limit(fetch)
-        )
+    if shape.genre_way is GenreWay.LINKS:
+        return _candidates_branch(_candidate_links(shape), conditions, branch, ordering, fetch)
+    if shape.genre_way is GenreWay.RARE:
+        return _rare_branch(conditions, branch, ordering, keys, fetch)
+    return sa.select(*MOVIE_COLUMNS).where(*conditions, branch).order_by(*ordering).limit(fetch)
+
+
+def _rare_branch(conditions: list, branch: Any, ordering: list, keys: list, fetch: Any) -> Any:
     # Sorting whole rows would project every found movie's columns; only the primary key and
     # the sort keys are sorted, and the page's rows are then fetched by primary key (Film-Noir:
     # a quarter less PostgreSQL time for a page).
-    found = sa.select(*keys).where(*conditions, *way.extra).offset(sql_int(0)).subquery("found")
+    found = sa.select(*keys).where(*conditions).offset(sql_int(0)).subquery("found")
     in_found = sql_util.ClauseAdapter(found).traverse
     page = (
         sa.select(found)
@@ -214,3 +177,121 @@ def way_branch(
         .join_from(movie, page, (movie.c.id == page.c.id) & (movie.c.source == page.c.source))
         .order_by(*map(in_page, ordering))
     )
+
+
+def _candidate_links(shape: FilterShape) -> Any:
+    """The candidate links: those of the LINKS_GENRE parameter's genre in the years of the year
+    filters, passing the rating filters, with the bits of every requested genre; index only."""
+    of_genre = movie_genre.c.genre_id == (
+        sa.select(genre.c.id)
+        .where(genre.c.name == sa.bindparam(LINKS_GENRE, type_=genre.c.name.type))
+        .scalar_subquery()
+    )
+    links = _links_in_years(
+        of_genre,
+        [op(movie_genre.c.year, value) for op, value in _ranges_on(shape.ranges, movie.c.year)],
+        [op(movie_genre.c.rating, value) for op, value in _ranges_on(shape.ranges, movie.c.rating)],
+    )
+    candidates = sa.select(*(links.c[name] for name in LINKED_COLUMNS.values()))
+    if shape.several_genres:
+        wanted = genre_bits(GENRES)
+        candidates = candidates.where(links.c.genre_bits.op("&")(wanted) == wanted)
+    return candidates.subquery("genre_links")
+
+
+def _ranges_on(names: Sequence[str], column: sa.Column) -> list[tuple[Any, Any]]:
+    """(operator, bound value) of the range filters on `column`."""
+    return [(FILTERS[n].op, range_parameter(n)) for n in names if FILTERS[n].column is column]
+
+
+def _links_in_years(of_genre: sa.ColumnElement[bool], years: list, rated: list) -> Any:
+    """The links meeting `of_genre`, `years` and `rated` (their LINKED_COLUMNS and genre bits),
+    index only.
+
+    With rating conditions each year is read as its own index range, (genre, year, ratings): the
+    links of the other ratings are skipped, not read (the 720 Romance links of the 1990s rated 7
+    or more, not all 6,305 of the 1990s). The years run from the first to the last that the
+    genre's links have within the bounds (two index probes, user movies' links included), so
+    open bounds cost nothing.
+    """
+    columns = [movie_genre.c[name] for name in (*LINKED_COLUMNS.values(), "genre_bits")]
+    if not rated:
+        return sa.select(*columns).where(of_genre, *years).subquery("year_links")
+    # generate_series takes integers (smallints are ambiguous to it).
+    first, last = (
+        sa.cast(
+            sa.select(edge(movie_genre.c.year)).where(of_genre, *years).scalar_subquery(),
+            sa.Integer,
+        )
+        for edge in (sa.func.min, sa.func.max)
+    )
+    span_years = (
+        sa.func.generate_series(first, last).table_valued("year").render_derived("span_years")
+    )
+    per_year = (
+        sa.select(*columns)
+        .where(of_genre, movie_genre.c.year == span_years.c.year, *rated)
+        .offset(sql_int(0))  # kept a subquery: one index range per year, never a join
+        .lateral("year_links")
+    )
+    return (
+        sa.select(*per_year.c)
+        .select_from(span_years.join(per_year, sa.true()))
+        .subquery("rated_links")
+    )
+
+
+def _candidates_branch(
+    links: Any, conditions: list, branch: Any, ordering: list, fetch: Any
+) -> Any:
+    """The movies of the candidate links, in order, each fetched by id in a lateral subquery (by
+    its primary key, one candidate after another) and checked against every filter.
+
+    When the sort keys are all repeated in the links, the candidates are sorted by the links'
+    copy of them and taken past the keyset first: the movies come in page order, so PostgreSQL
+    fetches them only until the page is full. A title or score key is read from the movies,
+    which are then all fetched to be sorted.
+    """
+    by_links = _reads_linked_only(branch, *ordering)
+    candidates = sa.select(links)
+    if by_links:
+        on_links = _adapter(links, found=None)
+        candidates = candidates.where(on_links(branch)).order_by(*map(on_links, ordering))
+    candidates = candidates.subquery("candidate_links")
+    found = (
+        sa.select(*MOVIE_COLUMNS)
+        .where(movie.c.id == candidates.c.movie_id, *conditions)
+        .offset(sql_int(0))  # kept a subquery: fetched per candidate, never joined wholesale
+        .lateral("candidate_movie")
+    )
+    on_page = _adapter(candidates, found)
+    page = (
+        sa.select(*found.c)
+        .select_from(candidates.join(found, sa.true()))
+        .order_by(*map(on_page, ordering))
+        .limit(fetch)
+    )
+    return page if by_links else page.where(on_page(branch))
+
+
+def _reads_linked_only(*clauses: Any) -> bool:
+    """Whether the movie columns these clauses read are all repeated in the links."""
+    return all(
+        element.name in LINKED_COLUMNS
+        for clause in clauses
+        for element in sql_visitors.iterate(clause)
+        if isinstance(element, sa.Column) and element.table is movie
+    )
+
+
+def _adapter(links: Any, found: Any) -> Any:
+    """A function rewriting a clause on `movie` onto the links' copy of its columns and, for
+    the others, onto `found`."""
+
+    def column(element: Any) -> Any:
+        if isinstance(element, sa.Column) and element.table is movie:
+            name = LINKED_COLUMNS.get(element.name)
+            return found.c[element.name] if name is None else links.c[name]
+        return None
+
+    return lambda clause: sql_visitors.replacement_traverse(clause, {}, column)
