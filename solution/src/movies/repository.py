@@ -182,17 +182,17 @@ def insert_movie(conn: sa.Connection, fields: dict[str, Any]) -> sa.Row:
     row = conn.execute(statement).one()
     if fields.get("genres"):
         links = sa.select(
-            sa.literal(row.id, movie_user.c.id.type),
-            genre.c.id,
-            sa.literal(row.year, movie_user.c.year.type),
-            sa.literal(row.rating, movie_user.c.rating.type),
-            q.genre_bits(fields["genres"]),
-            sa.literal(row.votes, movie_user.c.votes.type),
-            sa.literal(row.runtime_minutes, movie_user.c.runtime_minutes.type),
+            sa.literal(row.id, movie_user.c.id.type).label("movie_id"),
+            genre.c.id.label("genre_id"),
+            sa.literal(row.year, movie_user.c.year.type).label("year"),
+            sa.literal(row.rating, movie_user.c.rating.type).label("rating"),
+            q.genre_bits(fields["genres"]).label("genre_bits"),
+            sa.literal(row.votes, movie_user.c.votes.type).label("votes"),
+            sa.literal(row.runtime_minutes, movie_user.c.runtime_minutes.type).label(
+                "runtime_minutes"
+            ),
         ).where(genre.c.name.in_(fields["genres"]))
-        columns = [
-            *("movie_id", "genre_id", "year", "rating", "genre_bits", "votes", "runtime_minutes")
-        ]
+        columns = list(links.selected_columns.keys())  # each value's label names its column
         conn.execute(sa.insert(movie_genre_user).from_select(columns, links))
     return row
 

@@ -38,7 +38,6 @@ from movies.query.sorting import (
     Keyset,
     SortKey,
     keyset_branches,
-    order_by,
 )
 from movies.tables import movie
 
@@ -147,11 +146,9 @@ def statement(shape: PageShape) -> sa.Executable:
             for index, (key, is_null) in enumerate(zip(shape.sort, shape.after_nulls, strict=True))
         )
         after = Keyset(values, _after_parameter("id", movie.c.id))
-    ordering = order_by(shape.sort)
-    keys = [movie.c.id, movie.c.source, *(key.column for key in shape.sort)]
     where = conditions(shape.filters)
     branches = [
-        way_branch(shape.filters, where, branch, ordering, keys, fetch)
+        way_branch(shape.filters, shape.sort, where, branch, fetch)
         for branch in keyset_branches(shape.sort, after)
     ]
     if len(branches) == 1:

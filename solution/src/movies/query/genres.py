@@ -46,7 +46,7 @@ from sqlalchemy.sql import util as sql_util
 from sqlalchemy.sql import visitors as sql_visitors
 
 from movies.query.filters import FILTERS, GENRES, FilterShape, GenreWay, MovieQuery, range_parameter
-from movies.query.sorting import MOVIE_COLUMNS, SortKey
+from movies.query.sorting import MOVIE_COLUMNS, SortKey, order_by
 from movies.tables import GENRE_BITS, genre, movie, movie_genre
 
 GENRE_LINKS_SPAN = 10_000  # links sorted by their keys at most (index only: about a millisecond)
@@ -144,16 +144,16 @@ def sql_int(value: int) -> sa.ColumnElement[int]:
 
 
 def way_branch(
-    shape: FilterShape, conditions: list, branch: Any, ordering: list, keys: list, fetch: Any
+    shape: FilterShape, sort: Sequence[SortKey], conditions: list, branch: Any, fetch: Any
 ) -> sa.Select:
-    """The rows of one keyset branch by the shape's genre way, in order, at most `fetch` (None:
-    all).
-
-    `keys` are the primary key and sort key columns, what the RARE way sorts.
-    """
+    """The rows of one keyset branch by the shape's genre way, in `order_by(sort)`, at most
+    `fetch` (None: all)."""
+    ordering = order_by(sort)
     if shape.genre_way is GenreWay.LINKS:
-        return _candidates_branch(_candidate_links(shape), conditions, branch, ordering, fetch)
+        links = _candidate_links(shape)
+        return _candidates_branch(links, sorted_by_links(sort), conditions, branch, ordering, fetch)
     if shape.genre_way is GenreWay.RARE:
+        keys = [movie.c.id, movie.c.source, *(key.column for key in sort)]
         return _rare_branch(conditions, branch, ordering, keys, fetch)
     return sa.select(*MOVIE_COLUMNS).where(*conditions, branch).order_by(*ordering).limit(fetch)
 
@@ -242,17 +242,16 @@ def _links_in_years(of_genre: sa.ColumnElement[bool], years: list, rated: list) 
 
 
 def _candidates_branch(
-    links: Any, conditions: list, branch: Any, ordering: list, fetch: Any
+    links: Any, by_links: bool, conditions: list, branch: Any, ordering: list, fetch: Any
 ) -> Any:
     """The movies of the candidate links, in order, each fetched by id in a lateral subquery (by
     its primary key, one candidate after another) and checked against every filter.
 
-    When the sort keys are all repeated in the links, the candidates are sorted by the links'
-    copy of them and taken past the keyset first: the movies come in page order, so PostgreSQL
-    fetches them only until the page is full. A title or score key is read from the movies,
-    which are then all fetched to be sorted.
+    `by_links`: the sort keys are all repeated in the links (`sorted_by_links`), so the
+    candidates are sorted by the links' copy of them and taken past the keyset first: the movies
+    come in page order, so PostgreSQL fetches them only until the page is full. A title or score
+    key is read from the movies, which are then all fetched to be sorted.
     """
-    by_links = _reads_linked_only(branch, *ordering)
     candidates = sa.select(links)
     if by_links:
         on_links = _adapter(links, found=None)
@@ -272,16 +271,6 @@ def _candidates_branch(
         .limit(fetch)
     )
     return page if by_links else page.where(on_page(branch))
-
-
-def _reads_linked_only(*clauses: Any) -> bool:
-    """Whether the movie columns these clauses read are all repeated in the links."""
-    return all(
-        element.name in LINKED_COLUMNS
-        for clause in clauses
-        for element in sql_visitors.iterate(clause)
-        if isinstance(element, sa.Column) and element.table is movie
-    )
 
 
 def _adapter(links: Any, found: Any) -> Any:
